@@ -1,0 +1,201 @@
+"""Settings for supportdesk: one module, driven by the environment (see README)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from supportdesk.env import (
+    database_from_url,
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    sqlite_database,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY") or ""
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off.")
+    SECRET_KEY = "insecure-development-key-only-used-with-DEBUG"
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "channels",
+    "django_tasks",
+    "django_tasks_db",
+    "threads",
+    "escalations",
+    "approvals",
+]
+
+MIDDLEWARE = [
+    "supportdesk.middleware.BodySizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "supportdesk.urls"
+WSGI_APPLICATION = "supportdesk.wsgi.application"
+ASGI_APPLICATION = "supportdesk.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": database_from_url(DATABASE_URL, base_dir=str(BASE_DIR))}
+else:
+    (BASE_DIR / "var").mkdir(exist_ok=True)
+    DATABASES = {"default": sqlite_database(str(BASE_DIR / "var" / "db.sqlite3"))}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Channels and cache ---------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL")
+REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 2000, minimum=10)
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # redis-py's async pool defaults to 100 connections and raises when
+                # exhausted; every websocket holds one while it listens.
+                "hosts": [{"address": REDIS_URL, "max_connections": REDIS_MAX_CONNECTIONS}],
+                "capacity": 1000,
+                "expiry": 30,
+            },
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "supportdesk"),
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Tasks --------------------------------------------------------------------------
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+# --- Auth, i18n, static ------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/admin/login/"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG and bool(CSRF_TRUSTED_ORIGINS))
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# Request bodies are capped here and again in BodySizeLimitMiddleware (413 for the API).
+SUPPORTDESK_MAX_BODY_BYTES = 64 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = SUPPORTDESK_MAX_BODY_BYTES
+
+# --- REST framework -------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first so that unauthenticated requests get 401 with WWW-Authenticate.
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["supportdesk.permissions.IsStaffAgent"],
+    "DEFAULT_PARSER_CLASSES": ["supportdesk.parsers.StrictJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "EXCEPTION_HANDLER": "supportdesk.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "supportdesk API",
+    "DESCRIPTION": "Customer and staff API of the supportdesk human-in-the-loop support desk.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Product settings -------------------------------------------------------------
+SUPPORTDESK_AI_MODE = env_choice("SUPPORTDESK_AI_MODE", "auto", ("auto", "draft"))
+SUPPORTDESK_ESCALATION_THRESHOLD = env_float("SUPPORTDESK_ESCALATION_THRESHOLD", 0.7, minimum=0)
+SUPPORTDESK_LLM_TIMEOUT = env_float("SUPPORTDESK_LLM_TIMEOUT", 30.0, minimum=0.1)
+SUPPORTDESK_LLM = env_choice(
+    "SUPPORTDESK_LLM", "openai" if env_str("OPENAI_API_KEY") else "offline", ("offline", "openai")
+)
+SUPPORTDESK_MODEL = env_str("SUPPORTDESK_MODEL", "gpt-4o-mini")
+SUPPORTDESK_CLASSIFIER_MODEL = env_str("SUPPORTDESK_CLASSIFIER_MODEL")
+SUPPORTDESK_AI_NAME = env_str("SUPPORTDESK_AI_NAME", "AI assistant")
+SUPPORTDESK_IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+
+# Rate limits: "<count>/<seconds>" per key; SUPPORTDESK_RATE_LIMITS=off disables all.
+SUPPORTDESK_RATE_LIMITS_ENABLED = env_str("SUPPORTDESK_RATE_LIMITS", "on") != "off"
+SUPPORTDESK_RATE_LIMITS = {
+    "message_per_thread": env_str("SUPPORTDESK_RATE_MESSAGE_PER_THREAD", "20/60"),
+    "message_per_ip": env_str("SUPPORTDESK_RATE_MESSAGE_PER_IP", "120/60"),
+    "thread_create_per_ip": env_str("SUPPORTDESK_RATE_THREAD_CREATE_PER_IP", "30/60"),
+    "login_per_ip": env_str("SUPPORTDESK_RATE_LOGIN_PER_IP", "20/60"),
+}
+# Number of proxies in front of us whose X-Forwarded-For we trust (0: use REMOTE_ADDR).
+SUPPORTDESK_TRUSTED_PROXIES = env_int("SUPPORTDESK_TRUSTED_PROXIES", 0, minimum=0)
+
+# Only for bench/: exposes a bare authenticated POST endpoint to compare against.
+SUPPORTDESK_BENCH_ENDPOINTS = env_bool("SUPPORTDESK_BENCH_ENDPOINTS", False)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

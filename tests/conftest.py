@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.factories import UserFactory, make_thread
+from threads import events
+from threads.models import Thread
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> Iterator[None]:
+    # Rate-limit counters live in the cache; every test starts with none.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def agent(db: Any) -> Any:
+    return UserFactory(username="alex", first_name="Alex", last_name="Agent")
+
+
+@pytest.fixture
+def other_agent(db: Any) -> Any:
+    return UserFactory(username="sam", first_name="Sam", last_name="Support")
+
+
+@pytest.fixture
+def staff_client(agent: Any) -> APIClient:
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=agent)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def anon_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def thread_and_token(db: Any) -> tuple[Thread, str]:
+    return make_thread(subject="Where is my order?")
+
+
+@pytest.fixture
+def customer_client(thread_and_token: tuple[Thread, str]) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {thread_and_token[1]}")
+    return client
+
+
+class EventLog:
+    def __init__(self) -> None:
+        self.events: list[events.Event] = []
+
+    def __call__(self, event: events.Event) -> None:
+        self.events.append(event)
+
+    def types(self) -> list[str]:
+        return [event.type for event in self.events]
+
+
+@pytest.fixture
+def event_log() -> Iterator[EventLog]:
+    log = EventLog()
+    events.register(log)
+    yield log
+    events.unregister(log)

@@ -1,0 +1,58 @@
+"""Reads of threads and messages, with access rules and the joins each caller needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from threads.models import Assignment, Message, Thread, Visibility
+from threads.tokens import token_matches
+
+
+def thread_get_for_customer(*, thread_id: Any, token: str) -> Thread | None:
+    """The thread if ``token`` is its customer token, else None (callers answer 404)."""
+    thread = Thread.objects.select_related("customer", "assignee").filter(pk=thread_id).first()
+    if thread is None or not token_matches(token, thread.token_hash):
+        return None
+    return thread
+
+
+def thread_list_for_staff() -> QuerySet[Thread]:
+    return Thread.objects.select_related("customer", "assignee")
+
+
+def thread_search(queryset: QuerySet[Thread], text: str) -> QuerySet[Thread]:
+    return queryset.filter(
+        Q(subject__icontains=text)
+        | Q(customer__name__icontains=text)
+        | Q(customer__email__icontains=text)
+        | Q(customer__external_id__icontains=text)
+    )
+
+
+def message_list(
+    *, thread: Thread, after: int, limit: int, public_only: bool
+) -> tuple[list[Message], bool]:
+    """Messages with ``seq > after`` in ascending order, at most ``limit``, and has_more."""
+    queryset = Message.objects.filter(thread=thread, seq__gt=after)
+    if public_only:
+        queryset = queryset.filter(visibility=Visibility.PUBLIC)
+    else:
+        queryset = queryset.select_related("author_user")
+    rows = list(queryset.order_by("seq")[: limit + 1])
+    return rows[:limit], len(rows) > limit
+
+
+def assignment_list(*, thread: Thread) -> QuerySet[Assignment]:
+    return Assignment.objects.filter(thread=thread).select_related("assignee", "assigned_by")
+
+
+# The escalations and approvals apps replace these at start-up (see their AppConfig.ready)
+# so that the desk filters work without threads importing the apps above it.
+def _no_rows_match(queryset: QuerySet[Thread], value: bool | None) -> QuerySet[Thread]:
+    return queryset.none() if value else queryset
+
+
+thread_filter_open_escalation = _no_rows_match
+thread_filter_pending_approval = _no_rows_match
