@@ -115,8 +115,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         code = _CODE_OVERRIDES.get(default_code, default_code)
         message = exc.detail if isinstance(exc.detail, str) else str(exc.default_detail)
         response.data = error_body(code, str(message))
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            response["Retry-After"] = str(max(1, math.ceil(exc.wait)))
+        wait = getattr(exc, "wait", None)
+        if isinstance(exc, exceptions.Throttled) and wait is not None:
+            response["Retry-After"] = str(max(1, math.ceil(wait)))
     return response
 
 
@@ -162,9 +163,12 @@ def _replay(record: IdempotencyRecord, request_hash: str) -> Response:
     return response
 
 
+def _cutoff() -> Any:
+    return timezone.now() - timedelta(seconds=settings.SUPPORTDESK_IDEMPOTENCY_TTL_SECONDS)
+
+
 def _find_record(scope: str, key: str) -> IdempotencyRecord | None:
-    cutoff = timezone.now() - timedelta(seconds=settings.SUPPORTDESK_IDEMPOTENCY_TTL_SECONDS)
-    return IdempotencyRecord.objects.filter(scope=scope, key=key, created_at__gte=cutoff).first()
+    return IdempotencyRecord.objects.filter(scope=scope, key=key, created_at__gte=_cutoff()).first()
 
 
 ViewMethod = Callable[..., Response]
@@ -204,7 +208,11 @@ def idempotent(
                     response = handler(view, request, *args, **kwargs)
                     if 200 <= response.status_code < 300:
                         body = json.loads(JSONRenderer().render(response.data))
-                        IdempotencyRecord.objects.filter(scope=caller, key=key).delete()
+                        # Only an expired record may make way; a live one (a concurrent
+                        # winner) must make this insert fail so the loser rolls back.
+                        IdempotencyRecord.objects.filter(
+                            scope=caller, key=key, created_at__lt=_cutoff()
+                        ).delete()
                         IdempotencyRecord.objects.create(
                             scope=caller,
                             key=key,
@@ -253,7 +261,7 @@ def rate_limit(bucket: str, ident: str) -> None:
     """
     if not settings.SUPPORTDESK_RATE_LIMITS_ENABLED:
         return
-    limit, seconds = _parse_rate(settings.SUPPORTDESK_RATE_LIMITS[bucket])
+    limit, seconds = _parse_rate(str(settings.SUPPORTDESK_RATE_LIMITS[bucket]))
     now = time.time()
     window = int(now // seconds)
     key = f"rl:{bucket}:{hashlib.sha256(ident.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}:{window}"

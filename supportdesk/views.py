@@ -93,6 +93,10 @@ class TokenLoginView(APIView):
     authentication_classes: list[type[BaseAuthentication]] = []
     permission_classes = [AllowAny]
 
+    def get_authenticate_header(self, request: Request) -> str:
+        # Wrong credentials are a 401 (DRF answers 403 when no header can be given).
+        return "Token"
+
     @extend_schema(request=TokenInputSerializer, responses={200: TokenOutputSerializer})
     def post(self, request: Request) -> Response:
         rate_limit("login_per_ip", client_ip(request))

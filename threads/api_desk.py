@@ -8,6 +8,7 @@ from typing import Any
 import django_filters
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.filters import OrderingFilter
@@ -85,10 +86,7 @@ class DeskThreadListView(generics.ListAPIView):
     serializer_class = StaffThreadSerializer
     pagination_class = DeskCursorPagination
     filterset_class = ThreadFilter
-    filter_backends = [
-        *generics.ListAPIView.filter_backends,  # django-filter from settings
-        OrderingFilter,
-    ]
+    filter_backends = [DjangoFilterBackend, OrderingFilter]
     ordering_fields = ["updated_at", "created_at"]
     ordering = ["-updated_at"]
 

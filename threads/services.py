@@ -52,7 +52,7 @@ def user_is_agent(user: AbstractBaseUser | AnonymousUser | None) -> bool:
         return False
     if getattr(user, "is_staff", False):
         return True
-    return user.groups.filter(name="agents").exists()  # type: ignore[union-attr]
+    return bool(user.groups.filter(name="agents").exists())  # type: ignore[union-attr,attr-defined]
 
 
 def _next_seq(thread: Thread) -> int:
