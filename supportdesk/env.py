@@ -76,6 +76,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def _test_database_name(name: str) -> str:
+    """Each test process gets its own test database (DATABASE_TEST_NAME overrides), so
+    two test runs on one machine never drop each other's database."""
+    explicit = os.environ.get("DATABASE_TEST_NAME")
+    if explicit:
+        return explicit
+    if name.endswith(".sqlite3") or "/" in name:
+        return f"{name}.test-{os.getpid()}"
+    return f"test_{name}_{os.getpid()}"
+
+
 def database_from_url(url: str, *, base_dir: str) -> dict[str, object]:
     """Turn a DATABASE_URL into a Django DATABASES entry (SQLite or PostgreSQL)."""
     parts = urlsplit(url)
@@ -103,6 +114,7 @@ def database_from_url(url: str, *, base_dir: str) -> dict[str, object]:
             "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 600, minimum=0),
             "CONN_HEALTH_CHECKS": True,
             "OPTIONS": query,
+            "TEST": {"NAME": _test_database_name(unquote(parts.path.lstrip("/")) or "postgres")},
         }
     raise ImproperlyConfigured(
         f"DATABASE_URL scheme {parts.scheme!r} is not supported (use sqlite:// or postgres://)."
@@ -125,5 +137,5 @@ def sqlite_database(path: str) -> dict[str, object]:
                 "PRAGMA foreign_keys=ON;"
             ),
         },
-        "TEST": {"NAME": path + ".test"},
+        "TEST": {"NAME": _test_database_name(path)},
     }

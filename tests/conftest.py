@@ -14,6 +14,12 @@ from threads.models import Thread
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    # Real hashing costs ~0.3 s per user; the tests check behaviour, not PBKDF2.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache() -> Iterator[None]:
     # Rate-limit counters live in the cache; every test starts with none.
     cache.clear()

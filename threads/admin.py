@@ -1,0 +1,252 @@
+"""The supervisors' admin for customers, threads, messages and assignments.
+
+The admin only reads these models directly. Every write goes through ``threads.services``
+(the same functions the API uses), so broadcasts and the assignment history stay right:
+messages and assignments are view-only, a thread's form saves through ``thread_update``
+and the changelist actions call ``thread_assign`` / ``thread_set_status``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.forms import ModelForm
+from django.http import HttpRequest
+from django.utils.text import Truncator
+
+from threads import services
+from threads.exceptions import DomainError
+from threads.models import (
+    Assignment,
+    Customer,
+    Message,
+    Responder,
+    Thread,
+    ThreadStatus,
+)
+
+CONTENT_PREVIEW_CHARS = 120
+# The only thread fields a supervisor edits by hand; thread_update is their one writer.
+THREAD_EDITABLE_FIELDS = ("subject", "ai_mode", "priority")
+
+
+def _content_preview(message: Message) -> str:
+    # Truncator returns plain text; the admin escapes it when rendering.
+    return Truncator(message.content).chars(CONTENT_PREVIEW_CHARS)
+
+
+class ReadOnlyAdminMixin:
+    """View-only: these rows are written by the services and never edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class MessageInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """The thread's transcript, oldest first."""
+
+    model = Message
+    ordering = ("seq",)
+    fields = ("seq", "author_kind", "author_name", "role", "visibility", "preview", "created_at")
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+    verbose_name = "message"
+    verbose_name_plural = "transcript"
+
+    @admin.display(description="content")
+    def preview(self, obj: Message) -> str:
+        return _content_preview(obj)
+
+
+class AssignmentInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """Who responded on the thread over time, newest last."""
+
+    model = Assignment
+    ordering = ("id",)
+    fields = ("created_at", "responder", "assignee", "assigned_by", "reason")
+    readonly_fields = fields
+    extra = 0
+    verbose_name_plural = "assignment history"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Assignment]:
+        return super().get_queryset(request).select_related("assignee", "assigned_by")
+
+
+@admin.register(Thread)
+class ThreadAdmin(admin.ModelAdmin):
+    list_display = (
+        "__str__",
+        "customer",
+        "status",
+        "responder",
+        "assignee",
+        "ai_mode",
+        "priority",
+        "last_seq",
+        "updated_at",
+    )
+    list_filter = ("status", "responder", "ai_mode", "priority")
+    search_fields = (
+        "=id",
+        "subject",
+        "customer__name",
+        "customer__email",
+        "customer__external_id",
+    )
+    list_select_related = ("customer", "assignee")
+    date_hierarchy = "created_at"
+    ordering = ("-updated_at",)
+    readonly_fields = (
+        "id",
+        "customer",
+        "status",
+        "responder",
+        "assignee",
+        "last_seq",
+        "sla_due_at",
+        "token_hash",
+        "created_at",
+        "updated_at",
+    )
+    fieldsets = (
+        (None, {"fields": THREAD_EDITABLE_FIELDS}),
+        ("State", {"fields": ("status", "responder", "assignee", "sla_due_at")}),
+        (
+            "System",
+            {
+                "fields": ("id", "customer", "last_seq", "token_hash", "created_at", "updated_at"),
+                "classes": ("collapse",),
+            },
+        ),
+    )
+    inlines = (MessageInline, AssignmentInline)
+    actions = ("hand_back_to_ai", "mark_resolved", "close")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Thread]:
+        # The change page shows the customer and assignee: join them there too.
+        return super().get_queryset(request).select_related("customer", "assignee")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Threads are opened by customers through the API (thread_create).
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Thread | None = None) -> bool:
+        # No service deletes a thread; closing it is the supported end of its life.
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Thread, form: ModelForm, change: bool) -> None:
+        # Never obj.save(): it would write back a stale last_seq over concurrent posts.
+        changed = {name: form.cleaned_data[name] for name in form.changed_data}
+        if changed:
+            services.thread_update(thread=obj, **changed)
+
+    @admin.action(description="Hand back to AI", permissions=["change"])
+    def hand_back_to_ai(self, request: HttpRequest, queryset: QuerySet[Thread]) -> None:
+        done = self._apply(
+            request,
+            queryset.exclude(responder=Responder.AI),
+            lambda thread: services.thread_assign(
+                thread=thread,
+                responder=Responder.AI,
+                assigned_by=request.user,
+                reason="handed back to the AI from the admin",
+            ),
+        )
+        self.message_user(request, f"Handed {done} thread(s) back to the AI.", messages.SUCCESS)
+
+    @admin.action(description="Mark resolved", permissions=["change"])
+    def mark_resolved(self, request: HttpRequest, queryset: QuerySet[Thread]) -> None:
+        done = self._set_status(request, queryset, ThreadStatus.RESOLVED)
+        self.message_user(request, f"Marked {done} thread(s) resolved.", messages.SUCCESS)
+
+    @admin.action(description="Close", permissions=["change"])
+    def close(self, request: HttpRequest, queryset: QuerySet[Thread]) -> None:
+        done = self._set_status(request, queryset, ThreadStatus.CLOSED)
+        self.message_user(request, f"Closed {done} thread(s).", messages.SUCCESS)
+
+    def _set_status(self, request: HttpRequest, queryset: QuerySet[Thread], status: str) -> int:
+        return self._apply(
+            request,
+            queryset.exclude(status=status),
+            lambda thread: services.thread_set_status(
+                thread=thread, status=status, actor=request.user
+            ),
+        )
+
+    def _apply(self, request: HttpRequest, queryset: QuerySet[Thread], change: Any) -> int:
+        """Run ``change`` on each thread; one refused thread does not stop the others."""
+        done = 0
+        for thread in queryset:
+            try:
+                change(thread)
+            except DomainError as error:
+                self.message_user(request, f"{thread}: {error.message}", messages.ERROR)
+            else:
+                done += 1
+        return done
+
+
+@admin.register(Message)
+class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "thread",
+        "seq",
+        "author_kind",
+        "author_name",
+        "role",
+        "visibility",
+        "preview",
+        "provider",
+        "model",
+        "created_at",
+    )
+    list_filter = ("role", "author_kind", "visibility", "provider")
+    search_fields = ("content", "author_name", "thread__subject", "=thread__id")
+    list_select_related = ("thread",)
+    date_hierarchy = "created_at"
+    ordering = ("-created_at", "-seq")
+
+    @admin.display(description="content")
+    def preview(self, obj: Message) -> str:
+        return _content_preview(obj)
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("thread", "responder", "assignee", "assigned_by", "reason", "created_at")
+    list_filter = ("responder",)
+    search_fields = (
+        "reason",
+        "thread__subject",
+        "=thread__id",
+        "assignee__username",
+        "assigned_by__username",
+    )
+    list_select_related = ("thread", "assignee", "assigned_by")
+    date_hierarchy = "created_at"
+    ordering = ("-id",)
+
+
+@admin.register(Customer)
+class CustomerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("__str__", "email", "external_id", "thread_count", "created_at")
+    search_fields = ("name", "email", "external_id")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
+        # One annotated query instead of a COUNT per row.
+        return super().get_queryset(request).annotate(thread_total=Count("threads"))
+
+    @admin.display(description="threads", ordering="thread_total")
+    def thread_count(self, obj: Any) -> int:
+        return int(obj.thread_total)
