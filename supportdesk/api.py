@@ -83,7 +83,10 @@ def _flatten(detail: Any, prefix: str, out: dict[str, list[str]], codes: list[st
             else:
                 _flatten(item, prefix, out, codes)
     else:
-        out.setdefault(prefix or "non_field_errors", []).append(str(detail))
+        # Messages may echo the input (e.g. an invalid choice); a lone surrogate in it
+        # could not be encoded as UTF-8 and would turn a 400 into a 500.
+        message = str(detail).encode("utf-8", "replace").decode("utf-8")
+        out.setdefault(prefix or "non_field_errors", []).append(message)
         codes.append(getattr(detail, "code", None) or "invalid")
 
 
@@ -122,7 +125,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 
 def require_object(data: Any) -> dict[str, Any]:
-    """The parsed body must be a JSON object."""
+    """The parsed body must be a JSON object.
+
+    Pass the Request itself (not ``request.data``) to refuse an empty body as well: DRF
+    never calls the parser for one and hands the view ``{}`` instead.
+    """
+    if isinstance(data, Request):
+        request, data = data, data.data
+        if request.stream is None:
+            raise exceptions.ParseError("The request body is empty; send a JSON object.")
     if not isinstance(data, dict):
         raise exceptions.ValidationError(
             {"non_field_errors": ["The request body must be a JSON object."]}, code="invalid"

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "threads",
     "escalations",
     "approvals",
+    "supportdesk.agent",
 ]
 
 MIDDLEWARE = [
@@ -154,7 +155,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "supportdesk.api.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "supportdesk.schema.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -164,6 +165,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "status"; name each choice set instead of a hashed name.
+    "ENUM_NAME_OVERRIDES": {
+        "ThreadStatusEnum": "threads.models.ThreadStatus",
+        "StaffThreadStatusEnum": ["open", "resolved", "closed"],
+    },
 }
 
 # --- Product settings -------------------------------------------------------------
@@ -177,6 +183,47 @@ SUPPORTDESK_MODEL = env_str("SUPPORTDESK_MODEL", "gpt-4o-mini")
 SUPPORTDESK_CLASSIFIER_MODEL = env_str("SUPPORTDESK_CLASSIFIER_MODEL")
 SUPPORTDESK_AI_NAME = env_str("SUPPORTDESK_AI_NAME", "AI assistant")
 SUPPORTDESK_IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+SUPPORTDESK_LLM_MAX_RETRIES = env_int("SUPPORTDESK_LLM_MAX_RETRIES", 3, minimum=0)
+SUPPORTDESK_LLM_STREAM = env_bool("SUPPORTDESK_LLM_STREAM", True)
+OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
+# The router chain: each step may decide who responds; the first decision wins.
+SUPPORTDESK_ROUTER_STEPS = [
+    "supportdesk.agent.router.AssignmentStep",
+    "supportdesk.agent.router.RulesStep",
+    "supportdesk.agent.router.ClassifierStep",
+]
+SUPPORTDESK_BLOCKED_TOPICS = env_list(
+    "SUPPORTDESK_BLOCKED_TOPICS",
+    ["lawsuit", "lawyer", "legal action", "chargeback", "data breach", "self-harm"],
+)
+SUPPORTDESK_MAX_STEPS = env_int("SUPPORTDESK_MAX_STEPS", 6, minimum=1)
+SUPPORTDESK_TURN_MAX_ATTEMPTS = env_int("SUPPORTDESK_TURN_MAX_ATTEMPTS", 3, minimum=1)
+# A worker must renew its lease within this time or the sweeper re-queues its turn.
+SUPPORTDESK_TURN_LEASE_SECONDS = env_int("SUPPORTDESK_TURN_LEASE_SECONDS", 90, minimum=1)
+SUPPORTDESK_CONTEXT_WINDOW = env_int("SUPPORTDESK_CONTEXT_WINDOW", 12, minimum=2)
+SUPPORTDESK_SUMMARY_MAX_CHARS = env_int("SUPPORTDESK_SUMMARY_MAX_CHARS", 1500, minimum=200)
+SUPPORTDESK_HUMAN_REQUEST_TTL_SECONDS = env_int("SUPPORTDESK_HUMAN_REQUEST_TTL_SECONDS", 1800, minimum=1)
+SUPPORTDESK_WORKER_POLL_SECONDS = env_float("SUPPORTDESK_WORKER_POLL_SECONDS", 0.05, minimum=0.0)
+# USD per million tokens: (prompt, completion). Override with SUPPORTDESK_MODEL_PRICES as
+# JSON, e.g. {"my-model": [0.2, 0.8]}.
+SUPPORTDESK_MODEL_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1": (2.00, 8.00),
+    "kb-bm25": (0.0, 0.0),
+}
+_price_override = env_str("SUPPORTDESK_MODEL_PRICES")
+if _price_override:
+    import json as _json
+
+    try:
+        SUPPORTDESK_MODEL_PRICES.update(
+            {name: (float(p[0]), float(p[1])) for name, p in _json.loads(_price_override).items()}
+        )
+    except (ValueError, TypeError, IndexError, AttributeError):
+        raise ImproperlyConfigured("SUPPORTDESK_MODEL_PRICES must be JSON like {\"model\": [0.1, 0.4]}.") from None
 
 # Rate limits: "<count>/<seconds>" per key; SUPPORTDESK_RATE_LIMITS=off disables all.
 SUPPORTDESK_RATE_LIMITS_ENABLED = env_str("SUPPORTDESK_RATE_LIMITS", "on") != "off"
@@ -185,6 +232,7 @@ SUPPORTDESK_RATE_LIMITS = {
     "message_per_ip": env_str("SUPPORTDESK_RATE_MESSAGE_PER_IP", "120/60"),
     "thread_create_per_ip": env_str("SUPPORTDESK_RATE_THREAD_CREATE_PER_IP", "30/60"),
     "login_per_ip": env_str("SUPPORTDESK_RATE_LOGIN_PER_IP", "20/60"),
+    "handoff_per_thread": env_str("SUPPORTDESK_RATE_HANDOFF_PER_THREAD", "5/3600"),
 }
 # Number of proxies in front of us whose X-Forwarded-For we trust (0: use REMOTE_ADDR).
 SUPPORTDESK_TRUSTED_PROXIES = env_int("SUPPORTDESK_TRUSTED_PROXIES", 0, minimum=0)

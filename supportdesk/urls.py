@@ -5,7 +5,9 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from escalations import api as escalation_api
 from supportdesk import views
+from supportdesk.agent import api as agent_api
 from threads import api_customer, api_desk
 
 api_v1 = [
@@ -50,6 +52,28 @@ api_v1 = [
         api_desk.DeskStatusView.as_view(),
         name="desk-thread-status",
     ),
+    path(
+        "threads/<uuid:thread_id>/handoff/",
+        escalation_api.HandoffView.as_view(),
+        name="thread-handoff",
+    ),
+    path("desk/escalations/", escalation_api.EscalationListView.as_view(), name="desk-escalations"),
+    path(
+        "desk/escalations/<uuid:escalation_id>/claim/",
+        escalation_api.EscalationClaimView.as_view(),
+        name="desk-escalation-claim",
+    ),
+    path(
+        "desk/escalations/<uuid:escalation_id>/resolve/",
+        escalation_api.EscalationResolveView.as_view(),
+        name="desk-escalation-resolve",
+    ),
+    path(
+        "desk/human-requests/",
+        escalation_api.HumanRequestListView.as_view(),
+        name="desk-human-requests",
+    ),
+    path("desk/usage/", agent_api.UsageView.as_view(), name="desk-usage"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

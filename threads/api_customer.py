@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication
@@ -62,7 +61,7 @@ class CustomerView(APIView):
         return thread
 
 
-def _thread_scope(view: CustomerView, request: Request, kwargs: dict[str, Any]) -> str:
+def customer_thread_scope(view: CustomerView, request: Request, kwargs: dict[str, Any]) -> str:
     thread = view.get_thread(request, kwargs["thread_id"])
     return f"thread:{thread.pk}"
 
@@ -83,7 +82,7 @@ class ThreadCreateView(APIView):
     @idempotent(_create_scope)
     def post(self, request: Request) -> Response:
         rate_limit("thread_create_per_ip", client_ip(request))
-        serializer = ThreadCreateInputSerializer(data=require_object(request.data))
+        serializer = ThreadCreateInputSerializer(data=require_object(request))
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         customer = data.get("customer") or {}
@@ -122,15 +121,22 @@ def _int_param(
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isascii() or not raw.isdigit() or not (low <= int(raw) <= high):
+    # The length check comes first: int() refuses strings of more than 4 300 digits.
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or not (low <= int(raw) <= high):
         errors[name] = [f"Must be an integer from {low} to {high}."]
         return default
     return int(raw)
 
 
 MESSAGE_LIST_PARAMETERS = [
-    OpenApiParameter("after", OpenApiTypes.INT, description="Only messages with a greater seq"),
-    OpenApiParameter("limit", OpenApiTypes.INT, description="1..200, default 50"),
+    OpenApiParameter(
+        "after",
+        {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+        description="Only messages with a greater seq",
+    ),
+    OpenApiParameter(
+        "limit", {"type": "integer", "minimum": 1, "maximum": 200}, description="1..200, default 50"
+    ),
 ]
 
 
@@ -159,10 +165,10 @@ class ThreadMessagesView(CustomerView):
         responses={201: CustomerMessageSerializer},
         summary="Post a customer message",
     )
-    @idempotent(_thread_scope)
+    @idempotent(customer_thread_scope)
     def post(self, request: Request, thread_id: Any) -> Response:
         thread = self.get_thread(request, thread_id)
-        serializer = MessageInputSerializer(data=require_object(request.data))
+        serializer = MessageInputSerializer(data=require_object(request))
         serializer.is_valid(raise_exception=True)
         rate_limit("message_per_thread", str(thread.pk))
         rate_limit("message_per_ip", client_ip(request))

@@ -42,6 +42,22 @@ class DeskCursorPagination(CursorPagination):
     max_page_size = 200
     ordering = "-updated_at"
 
+    def get_page_size(self, request: Request) -> int:
+        # DRF silently falls back to the default for a bad limit; API.md wants a 400.
+        raw = request.query_params.get("limit")
+        if raw is None or raw == "":
+            return self.page_size
+        if (
+            not raw.isascii()
+            or not raw.isdigit()
+            or len(raw) > 10
+            or not 1 <= int(raw) <= self.max_page_size
+        ):
+            raise exceptions.ValidationError(
+                {"limit": [f"Must be an integer from 1 to {self.max_page_size}."]}
+            )
+        return int(raw)
+
 
 class ThreadFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=ThreadStatus.choices)
@@ -64,7 +80,8 @@ class ThreadFilter(django_filters.FilterSet):
             return queryset.filter(assignee=self.request.user)
         if value == "none":
             return queryset.filter(assignee__isnull=True)
-        if value.isascii() and value.isdigit():
+        # Ids beyond a 64-bit integer would overflow the database driver.
+        if value.isascii() and value.isdigit() and int(value) < 2**63:
             return queryset.filter(assignee_id=int(value))
         raise exceptions.ValidationError({"assignee": ["Use a user id, 'me' or 'none'."]})
 
@@ -110,7 +127,7 @@ class DeskThreadDetailView(DeskThreadMixin, APIView):
     @extend_schema(request=ThreadPatchInputSerializer, responses={200: StaffThreadSerializer})
     def patch(self, request: Request, thread_id: Any) -> Response:
         thread = self.get_thread(thread_id)
-        serializer = ThreadPatchInputSerializer(data=require_object(request.data))
+        serializer = ThreadPatchInputSerializer(data=require_object(request))
         serializer.is_valid(raise_exception=True)
         thread = services.thread_update(thread=thread, **serializer.validated_data)
         return Response(StaffThreadSerializer(thread).data)
@@ -141,7 +158,7 @@ class DeskReplyView(DeskThreadMixin, APIView):
     @idempotent(staff_scope)
     def post(self, request: Request, thread_id: Any) -> Response:
         thread = self.get_thread(thread_id)
-        serializer = ReplyInputSerializer(data=require_object(request.data))
+        serializer = ReplyInputSerializer(data=require_object(request))
         serializer.is_valid(raise_exception=True)
         content = serializer.validated_data["content"]
         if serializer.validated_data["internal"]:
@@ -158,7 +175,7 @@ class DeskAssignView(DeskThreadMixin, APIView):
     @idempotent(staff_scope)
     def post(self, request: Request, thread_id: Any) -> Response:
         thread = self.get_thread(thread_id)
-        serializer = AssignInputSerializer(data=require_object(request.data))
+        serializer = AssignInputSerializer(data=require_object(request))
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         assignee = None
@@ -195,7 +212,7 @@ class DeskStatusView(DeskThreadMixin, APIView):
     @idempotent(staff_scope)
     def post(self, request: Request, thread_id: Any) -> Response:
         thread = self.get_thread(thread_id)
-        serializer = StatusInputSerializer(data=require_object(request.data))
+        serializer = StatusInputSerializer(data=require_object(request))
         serializer.is_valid(raise_exception=True)
         thread = services.thread_set_status(
             thread=thread, status=serializer.validated_data["status"], actor=request.user

@@ -6,3 +6,7 @@ from django.apps import AppConfig
 class ThreadsConfig(AppConfig):
     name = "threads"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Registers the drf-spectacular extensions before any schema is generated.
+        from supportdesk import schema  # noqa: F401

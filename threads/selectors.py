@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -18,8 +19,23 @@ def thread_get_for_customer(*, thread_id: Any, token: str) -> Thread | None:
     return thread
 
 
+# Apps above threads (escalations, approvals) add their per-thread data to the staff
+# views here at start-up: annotators extend the queryset (a constant number of queries
+# per page), field readers turn the annotations into the staff Thread's fields.
+staff_thread_annotators: list[Callable[[QuerySet[Thread]], QuerySet[Thread]]] = []
+staff_thread_fields: dict[str, Callable[[Thread], Any]] = {}
+
+
 def thread_list_for_staff() -> QuerySet[Thread]:
-    return Thread.objects.select_related("customer", "assignee")
+    queryset = Thread.objects.select_related("customer", "assignee")
+    for annotate in staff_thread_annotators:
+        queryset = annotate(queryset)
+    return queryset
+
+
+def staff_thread_field(thread: Thread, name: str, default: Any) -> Any:
+    reader = staff_thread_fields.get(name)
+    return reader(thread) if reader is not None else default
 
 
 def thread_search(queryset: QuerySet[Thread], text: str) -> QuerySet[Thread]:

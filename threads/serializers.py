@@ -12,8 +12,10 @@ from supportdesk.fields import (
     MESSAGE_MAX_LENGTH,
     StrictBooleanField,
     StrictChoiceField,
+    StrictEmailField,
     TextField,
 )
+from threads import selectors
 from threads.models import (
     AIMode,
     Assignment,
@@ -102,18 +104,17 @@ class StaffThreadSerializer(CustomerThreadSerializer):
     def get_assignee(self, thread: Thread) -> dict[str, Any] | None:
         return user_ref(thread.assignee)
 
-    @extend_schema_field(OpenApiTypes.OBJECT)
+    @extend_schema_field({"type": "object", "additionalProperties": {}, "nullable": True})
     def get_open_escalation(self, thread: Thread) -> dict[str, Any] | None:
-        # Filled in by the escalations app (annotated by the desk selector) once it exists.
-        return getattr(thread, "open_escalation_data", None)
+        return selectors.staff_thread_field(thread, "open_escalation", None)
 
     @extend_schema_field(OpenApiTypes.INT)
     def get_pending_approvals(self, thread: Thread) -> int:
-        return int(getattr(thread, "pending_approvals_count", 0) or 0)
+        return int(selectors.staff_thread_field(thread, "pending_approvals", 0) or 0)
 
     @extend_schema_field(OpenApiTypes.INT)
     def get_pending_human_requests(self, thread: Thread) -> int:
-        return int(getattr(thread, "pending_human_requests_count", 0) or 0)
+        return int(selectors.staff_thread_field(thread, "pending_human_requests", 0) or 0)
 
 
 class AuthorSerializer(serializers.Serializer):
@@ -213,7 +214,7 @@ class AssignmentSerializer(serializers.ModelSerializer):
 
 class CustomerInputSerializer(serializers.Serializer):
     name = TextField(max_length=200, allow_blank=True, required=False, default="")
-    email = serializers.EmailField(max_length=254, required=False, default="")
+    email = StrictEmailField(max_length=254, required=False, default="")
     external_id = TextField(max_length=255, allow_blank=True, required=False, default="")
 
 

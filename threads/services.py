@@ -34,7 +34,7 @@ from threads.tokens import token_hash, token_new
 
 User = Any  # the configured user model; typed loosely to keep the services model-agnostic
 
-customer_message_hooks: list[Callable[[Message], None]] = []
+customer_message_hooks: list[Callable[[Message], object]] = []
 
 SYSTEM_NAME = "System"
 
@@ -99,6 +99,7 @@ def message_create(
     tool_calls: list[dict[str, Any]] | None = None,
     tool_call_id: str | None = None,
     usage: dict[str, Any] | None = None,
+    message_id: Any = None,
 ) -> Message:
     """Store one message with the thread's next ``seq``.
 
@@ -108,7 +109,9 @@ def message_create(
     if author_name is None:
         author_name = _default_author_name(thread, author_kind, author_user)
     seq = _next_seq(thread)
+    extra = {"id": message_id} if message_id is not None else {}
     message = Message.objects.create(
+        **extra,
         thread=thread,
         seq=seq,
         role=role,

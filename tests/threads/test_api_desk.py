@@ -173,9 +173,10 @@ def test_it_lists_threads_without_count_or_offset(staff_client: APIClient) -> No
     with CaptureQueriesContext(connection) as ctx:
         page = staff_client.get(desk("threads/"), {"limit": 1}).json()
         staff_client.get(page["next"])
-    sql = " ".join(q["sql"].upper() for q in ctx.captured_queries)
-    assert "COUNT(" not in sql
-    assert "OFFSET" not in sql
+    statements = [q["sql"].upper() for q in ctx.captured_queries]
+    # Per-row counts in correlated subqueries are fine; a page-level COUNT is not.
+    assert not [sql for sql in statements if sql.startswith("SELECT COUNT(")]
+    assert not [sql for sql in statements if "OFFSET" in sql]
 
 
 def test_it_shows_every_visibility_to_staff(

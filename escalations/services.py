@@ -1,0 +1,218 @@
+"""The only writers of escalations and human requests.
+
+Competing transitions (claim, resolve, answer) are conditional updates checked by row
+count: one caller wins, the others get a 409. Broadcasts go out on commit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from escalations.exceptions import AlreadyClaimed, AlreadyResolved
+from escalations.models import (
+    ACTIVE_ESCALATION,
+    Escalation,
+    EscalationStatus,
+)
+from threads import events
+from threads import services as thread_services
+from threads.models import Responder, Thread, ThreadStatus
+
+CUSTOMER_NOTICE = "Thanks for your patience. A member of our team will reply here shortly."
+
+
+def escalation_payload(escalation: Escalation) -> dict[str, Any]:
+    return {"escalation_id": str(escalation.pk), "status": escalation.status}
+
+
+@transaction.atomic
+def escalation_open(
+    *,
+    thread: Thread,
+    source: str,
+    reason: str = "",
+    confidence: float | None = None,
+    ai_suggestion: str | None = None,
+    summary: str | None = None,
+    priority: str | None = None,
+    turn_id: Any = None,
+    notify_customer: bool = True,
+) -> tuple[Escalation, bool]:
+    """Hand the thread to a person; returns (escalation, created).
+
+    One active escalation per thread (a constraint): a second request while one is open
+    or claimed is merged into it. A new escalation makes the thread human-owned
+    (unassigned unless someone already holds it), sets ``waiting_on_human``, appends an
+    Assignment row and posts a short public notice for the customer. Broadcasts
+    ``escalation.created`` (or ``escalation.updated`` on a merge) and ``thread.updated``.
+    """
+    existing = Escalation.objects.filter(thread=thread, status__in=ACTIVE_ESCALATION).first()
+    if existing is not None:
+        return _merge(
+            existing, reason=reason, ai_suggestion=ai_suggestion, confidence=confidence
+        ), False
+    try:
+        with transaction.atomic():
+            escalation = Escalation.objects.create(
+                thread=thread,
+                source=source,
+                reason=reason[:1000],
+                confidence=confidence,
+                ai_suggestion=ai_suggestion,
+                summary=summary,
+                priority=priority or thread.priority,
+                turn_id=turn_id,
+            )
+    except IntegrityError:
+        # A concurrent escalation of the same thread won the constraint.
+        winner = Escalation.objects.get(thread=thread, status__in=ACTIVE_ESCALATION)
+        return _merge(
+            winner, reason=reason, ai_suggestion=ai_suggestion, confidence=confidence
+        ), False
+    if thread.responder == Responder.AI:
+        # Human-owned from now on, unassigned until someone claims it.
+        thread_services.thread_assign(
+            thread=thread, responder=Responder.HUMAN, reason=f"escalated ({source}): {reason}"[:500]
+        )
+    if thread.status != ThreadStatus.CLOSED:
+        Thread.objects.filter(pk=thread.pk).update(
+            status=ThreadStatus.WAITING_ON_HUMAN, updated_at=timezone.now()
+        )
+        thread.status = ThreadStatus.WAITING_ON_HUMAN
+    if notify_customer:
+        thread_services.system_notice_create(thread=thread, content=CUSTOMER_NOTICE)
+    events.emit(
+        "escalation.created", thread_id=str(thread.pk), payload=escalation_payload(escalation)
+    )
+    events.emit("thread.updated", thread_id=str(thread.pk), payload={"reason": "escalated"})
+    return escalation, True
+
+
+def _merge(
+    escalation: Escalation, *, reason: str, ai_suggestion: str | None, confidence: float | None
+) -> Escalation:
+    fields: dict[str, Any] = {}
+    if reason and reason not in escalation.reason:
+        fields["reason"] = f"{escalation.reason}\n{reason}".strip()[:1000]
+    if ai_suggestion:
+        fields["ai_suggestion"] = ai_suggestion
+        fields["confidence"] = confidence
+    if fields:
+        Escalation.objects.filter(pk=escalation.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(escalation, name, value)
+        events.emit(
+            "escalation.updated",
+            thread_id=str(escalation.thread_id),
+            payload=escalation_payload(escalation),
+        )
+    return escalation
+
+
+@transaction.atomic
+def escalation_claim(*, escalation: Escalation, user: Any) -> Escalation:
+    """Claim an open escalation exactly once; the thread goes to the claimer.
+
+    Claiming again by the same user is a no-op. Raises AlreadyClaimed when someone else
+    holds it and AlreadyResolved when it is resolved. Broadcasts ``escalation.updated``.
+    """
+    now = timezone.now()
+    won = Escalation.objects.filter(pk=escalation.pk, status=EscalationStatus.OPEN).update(
+        status=EscalationStatus.CLAIMED, claimed_by=user, claimed_at=now
+    )
+    escalation.refresh_from_db()
+    if not won:
+        if escalation.status == EscalationStatus.RESOLVED:
+            raise AlreadyResolved()
+        if escalation.claimed_by_id != user.pk:
+            raise AlreadyClaimed()
+        return escalation
+    thread = Thread.objects.select_related("customer").get(pk=escalation.thread_id)
+    thread_services.thread_assign(
+        thread=thread,
+        responder=Responder.HUMAN,
+        assignee=user,
+        assigned_by=user,
+        reason="claimed the escalation",
+    )
+    events.emit(
+        "escalation.updated", thread_id=str(thread.pk), payload=escalation_payload(escalation)
+    )
+    return escalation
+
+
+@transaction.atomic
+def escalation_resolve(
+    *, escalation: Escalation, user: Any, note: str = "", responder: str | None = None
+) -> Escalation:
+    """Resolve an open or claimed escalation exactly once.
+
+    With ``responder="ai"`` the thread goes back to the AI. Raises AlreadyResolved for
+    a second resolution. Broadcasts ``escalation.updated``.
+    """
+    won = Escalation.objects.filter(pk=escalation.pk, status__in=ACTIVE_ESCALATION).update(
+        status=EscalationStatus.RESOLVED,
+        resolved_at=timezone.now(),
+        resolved_by=user,
+        resolution_note=note,
+    )
+    if not won:
+        raise AlreadyResolved()
+    escalation.refresh_from_db()
+    thread = Thread.objects.select_related("customer").get(pk=escalation.thread_id)
+    if responder is not None:
+        assignee = user if responder == Responder.HUMAN else None
+        thread_services.thread_assign(
+            thread=thread,
+            responder=responder,
+            assignee=assignee,
+            assigned_by=user,
+            reason="escalation resolved",
+        )
+    if thread.status == ThreadStatus.WAITING_ON_HUMAN:
+        Thread.objects.filter(pk=thread.pk).update(
+            status=ThreadStatus.OPEN, updated_at=timezone.now()
+        )
+        events.emit("thread.updated", thread_id=str(thread.pk), payload={"reason": "status"})
+    events.emit(
+        "escalation.updated", thread_id=str(thread.pk), payload=escalation_payload(escalation)
+    )
+    return escalation
+
+
+@transaction.atomic
+def human_request_create(
+    *, thread: Thread, turn_id: Any, question: str, tool_call_id: str, context: str = ""
+) -> Any:
+    """Record the AI's ``ask_human`` question; the desk is notified on commit.
+
+    One request per (turn, tool call): a re-run of the same step returns the existing row.
+    Broadcasts ``human_request.created``.
+    """
+    from datetime import timedelta
+
+    from django.conf import settings
+
+    from escalations.models import HumanRequest
+
+    existing = HumanRequest.objects.filter(turn_id=turn_id, tool_call_id=tool_call_id).first()
+    if existing is not None:
+        return existing
+    request = HumanRequest.objects.create(
+        thread=thread,
+        turn_id=turn_id,
+        question=question,
+        tool_call_id=tool_call_id,
+        context=context,
+        expires_at=timezone.now()
+        + timedelta(seconds=settings.SUPPORTDESK_HUMAN_REQUEST_TTL_SECONDS),
+    )
+    events.emit(
+        "human_request.created",
+        thread_id=str(thread.pk),
+        payload={"human_request_id": str(request.pk), "status": request.status},
+    )
+    return request

@@ -1,0 +1,558 @@
+"""Running an AgentTurn: claim with a lease, route, call the model, end in one outcome.
+
+Exactly-once rests on three rules:
+- a worker owns a turn only through a conditional update that sets a fresh lease owner;
+- every write of the turn (transcript rows, the outcome) happens in a transaction that
+  also checks, by row count, that this worker still holds the lease — a worker whose
+  lease expired and was taken over can finish nothing;
+- the outcome rows and the turn's ``done`` status commit together.
+State lives in rows (``step_message_ids``), so a re-run continues where the last one
+stopped instead of repeating side effects.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from escalations import services as escalation_services
+from escalations.models import EscalationSource
+from supportdesk.agent import context as agent_context
+from supportdesk.agent import router, tools
+from supportdesk.agent.models import (
+    AgentTurn,
+    Decision,
+    ModelCall,
+    Outcome,
+    TurnKind,
+    TurnStatus,
+)
+from supportdesk.agent.providers import get_provider
+from supportdesk.agent.providers.base import Completion, FinalAnswer, Provider, ProviderError
+from threads import events
+from threads import services as thread_services
+from threads.models import AIMode, AuthorKind, Message, Role, Thread, Visibility
+
+logger = logging.getLogger(__name__)
+
+
+class LeaseLost(Exception):
+    """Another worker owns this turn now; stop without writing anything."""
+
+
+@dataclass
+class Lease:
+    turn_id: Any
+    owner: str
+
+
+# --- scheduling ----------------------------------------------------------------------
+
+
+def turn_enqueue(turn: AgentTurn) -> None:
+    """Queue the turn for a worker; with the database backend this is a row in the same
+    transaction, so a committed turn always has its task (the outbox comes for free)."""
+    from supportdesk.agent.tasks import run_turn
+
+    run_turn.enqueue(str(turn.pk))
+
+
+def turn_create_for_message(message: Message) -> AgentTurn:
+    """The customer-message hook: one turn per customer message (a DB constraint)."""
+    turn = AgentTurn.objects.create(
+        thread_id=message.thread_id,
+        trigger_message=message,
+        kind=TurnKind.REPLY,
+        max_attempts=settings.SUPPORTDESK_TURN_MAX_ATTEMPTS,
+    )
+    turn_enqueue(turn)
+    return turn
+
+
+# --- claiming and leases -------------------------------------------------------------
+
+
+def _lease_until() -> Any:
+    return timezone.now() + timedelta(seconds=settings.SUPPORTDESK_TURN_LEASE_SECONDS)
+
+
+def turn_claim(turn_id: Any, worker_id: str) -> Lease | None:
+    """Claim a queued turn (conditional update); None when it is not queued any more."""
+    owner = f"{worker_id[:40]}:{uuid.uuid4().hex[:12]}"
+    now = timezone.now()
+    claimed = AgentTurn.objects.filter(pk=turn_id, status=TurnStatus.QUEUED).update(
+        status=TurnStatus.RUNNING,
+        lease_owner=owner,
+        leased_until=_lease_until(),
+        attempts=F("attempts") + 1,
+        started_at=Coalesce(F("started_at"), now),
+        updated_at=now,
+    )
+    return Lease(turn_id, owner) if claimed else None
+
+
+def _renew(lease: Lease, **fields: Any) -> None:
+    """Extend the lease (and write ``fields``) or raise LeaseLost."""
+    updated = AgentTurn.objects.filter(
+        pk=lease.turn_id, status=TurnStatus.RUNNING, lease_owner=lease.owner
+    ).update(leased_until=_lease_until(), updated_at=timezone.now(), **fields)
+    if not updated:
+        raise LeaseLost(str(lease.turn_id))
+
+
+def _finish(
+    lease: Lease,
+    outcome: str,
+    *,
+    message: Message | None = None,
+    status: str = TurnStatus.DONE,
+    error: str = "",
+) -> None:
+    """Mark the turn finished; must run inside the transaction that wrote the outcome."""
+    fields: dict[str, Any] = {
+        "status": status,
+        "outcome": outcome,
+        "outcome_message": message,
+        "leased_until": None,
+        "updated_at": timezone.now(),
+    }
+    if status == TurnStatus.DONE:
+        fields["finished_at"] = timezone.now()
+    if error:
+        fields["error"] = error[:5000]
+    updated = AgentTurn.objects.filter(
+        pk=lease.turn_id, status=TurnStatus.RUNNING, lease_owner=lease.owner
+    ).update(**fields)
+    if not updated:
+        raise LeaseLost(str(lease.turn_id))
+    events.emit(
+        "turn.updated",
+        thread_id=None,
+        payload={"turn_id": str(lease.turn_id), "status": status, "outcome": outcome},
+    )
+
+
+# --- usage ---------------------------------------------------------------------------
+
+
+def _cost(model: str, prompt_tokens: int, completion_tokens: int) -> Decimal:
+    prompt_price, completion_price = settings.SUPPORTDESK_MODEL_PRICES.get(model, (0.0, 0.0))
+    total = (prompt_tokens * prompt_price + completion_tokens * completion_price) / 1_000_000
+    return Decimal(str(round(total, 6)))
+
+
+def record_call(
+    turn: AgentTurn, provider: Provider, completion: Completion, purpose: str, ok: bool
+) -> ModelCall:
+    """Store one model call's usage. Its own transaction: a call that was paid for is
+    recorded even if the turn later rolls back."""
+    return ModelCall.objects.create(
+        turn=turn,
+        thread_id=turn.thread_id,
+        provider=provider.name,
+        model=completion.model or provider.model,
+        purpose=purpose,
+        prompt_tokens=completion.usage.prompt_tokens,
+        completion_tokens=completion.usage.completion_tokens,
+        latency_ms=completion.latency_ms,
+        cost=_cost(
+            completion.model or provider.model,
+            completion.usage.prompt_tokens,
+            completion.usage.completion_tokens,
+        ),
+        ok=ok,
+    )
+
+
+# --- outcomes ------------------------------------------------------------------------
+
+
+def _escalate(
+    lease: Lease,
+    thread: Thread,
+    *,
+    source: str,
+    reason: str,
+    suggestion: str | None = None,
+    confidence: float | None = None,
+    error: str = "",
+) -> None:
+    with transaction.atomic():
+        escalation_services.escalation_open(
+            thread=thread,
+            source=source,
+            reason=reason,
+            ai_suggestion=suggestion,
+            confidence=confidence,
+            turn_id=lease.turn_id,
+        )
+        _finish(lease, Outcome.ESCALATION, error=error)
+
+
+def _answer(
+    lease: Lease,
+    turn: AgentTurn,
+    thread: Thread,
+    provider: Provider,
+    completion: Completion,
+    final: FinalAnswer,
+    reply_id: uuid.UUID,
+) -> None:
+    threshold = settings.SUPPORTDESK_ESCALATION_THRESHOLD
+    if final.requires_human or final.confidence < threshold:
+        source = (
+            EscalationSource.REQUIRES_HUMAN
+            if final.requires_human
+            else EscalationSource.LOW_CONFIDENCE
+        )
+        reason = (
+            "the AI said a person is needed"
+            if final.requires_human
+            else f"the AI's confidence {final.confidence:.2f} is below {threshold:.2f}"
+        )
+        _escalate(
+            lease,
+            thread,
+            source=source,
+            reason=reason,
+            suggestion=final.reply,
+            confidence=final.confidence,
+        )
+        return
+    draft = thread.ai_mode == AIMode.DRAFT
+    with transaction.atomic():
+        message = _ai_message(
+            thread,
+            provider,
+            completion,
+            content=final.reply,
+            visibility=Visibility.DRAFT if draft else Visibility.PUBLIC,
+            message_id=reply_id,
+        )
+        _finish(lease, Outcome.DRAFT if draft else Outcome.REPLY, message=message)
+
+
+def _ai_message(
+    thread: Thread,
+    provider: Provider,
+    completion: Completion,
+    *,
+    content: str,
+    visibility: str,
+    role: str = Role.ASSISTANT,
+    tool_calls: list[dict[str, Any]] | None = None,
+    tool_call_id: str | None = None,
+    message_id: uuid.UUID | None = None,
+) -> Message:
+    message = thread_services.message_create(
+        thread=thread,
+        role=role,
+        author_kind=AuthorKind.AI,
+        content=content,
+        provider=provider.name,
+        model=completion.model or provider.model,
+        visibility=visibility,
+        tool_calls=tool_calls,
+        tool_call_id=tool_call_id,
+        usage={
+            "prompt_tokens": completion.usage.prompt_tokens,
+            "completion_tokens": completion.usage.completion_tokens,
+        }
+        if role == Role.ASSISTANT
+        else None,
+        message_id=message_id,
+    )
+    return message
+
+
+# --- the turn ------------------------------------------------------------------------
+
+
+def turn_run(turn_id: Any, *, worker_id: str = "inline") -> AgentTurn | None:
+    """Run one queued turn to its outcome (or to a wait on a human). Returns the turn,
+    or None when it was not claimable (already running elsewhere, or finished)."""
+    lease = turn_claim(turn_id, worker_id)
+    if lease is None:
+        return None
+    turn = AgentTurn.objects.select_related("thread__customer", "trigger_message").get(pk=turn_id)
+    try:
+        _execute(lease, turn)
+    except LeaseLost:
+        logger.warning("turn %s: lease lost; another worker owns it", turn_id)
+    except Exception as exc:
+        logger.exception("turn %s failed", turn_id)
+        _after_crash(lease, turn, exc)
+    turn.refresh_from_db()
+    return turn
+
+
+def _after_crash(lease: Lease, turn: AgentTurn, exc: Exception) -> None:
+    """An unexpected error: try again later, or escalate once attempts are spent."""
+    error = f"{type(exc).__name__}: {exc}"
+    try:
+        if turn.attempts < turn.max_attempts:
+            with transaction.atomic():
+                _renew(lease, status=TurnStatus.QUEUED, lease_owner="", error=error[:5000])
+                turn_enqueue(turn)
+        else:
+            thread = Thread.objects.select_related("customer").get(pk=turn.thread_id)
+            _escalate(
+                lease,
+                thread,
+                source=EscalationSource.AI_FAILURE,
+                reason="the AI failed repeatedly",
+                error=error,
+            )
+    except LeaseLost:
+        pass
+
+
+def _execute(lease: Lease, turn: AgentTurn) -> None:
+    thread = Thread.objects.select_related("customer").get(pk=turn.thread_id)
+    trigger = turn.trigger_message
+    if turn.kind == TurnKind.REPLY and trigger is not None:
+        newer = Message.objects.filter(
+            thread=thread, role=Role.USER, seq__gt=trigger.seq, turns__kind=TurnKind.REPLY
+        ).exists()
+        if newer and not turn.step_message_ids:
+            # The newer message's turn answers with the whole conversation in view.
+            with transaction.atomic():
+                _finish(lease, Outcome.SUPERSEDED)
+            return
+
+    if not turn.decision:
+        routed = router.route(
+            router.RouteContext(
+                thread=thread,
+                message=trigger,
+                record_call=lambda completion, purpose, ok: _record_router_call(
+                    turn, completion, purpose, ok
+                ),
+            )
+        )
+        _renew(
+            lease,
+            decision=routed.decision,
+            decision_step=routed.step,
+            decision_reason=routed.reason[:500],
+        )
+        turn.decision = routed.decision
+        if routed.decision == Decision.HUMAN:
+            with transaction.atomic():
+                _finish(lease, Outcome.HUMAN)
+            return
+        if routed.decision == Decision.ESCALATE:
+            _escalate(lease, thread, source=routed.source, reason=routed.reason)
+            return
+    elif turn.decision != Decision.AI:
+        # A re-run of a turn whose routing already ended it cannot happen; be safe.
+        with transaction.atomic():
+            _finish(lease, Outcome.HUMAN)
+        return
+
+    _ai_loop(lease, turn, thread)
+
+
+def _record_router_call(turn: AgentTurn, completion: Completion, purpose: str, ok: bool) -> None:
+    provider = get_provider("classifier")
+    if provider is not None:
+        record_call(turn, provider, completion, purpose, ok)
+
+
+def _ai_loop(lease: Lease, turn: AgentTurn, thread: Thread) -> None:
+    provider = get_provider("reply")
+    assert provider is not None
+    invalid_answers = 0
+    while turn.steps < settings.SUPPORTDESK_MAX_STEPS:
+        _renew(lease)
+        thread.refresh_from_db(fields=["responder", "assignee", "status", "ai_mode", "last_seq"])
+        if thread.responder != "ai":
+            # A human took the thread over while the AI was working: stand down.
+            with transaction.atomic():
+                _finish(lease, Outcome.HUMAN)
+            return
+        messages = agent_context.build_messages(turn, thread)
+        reply_id = uuid.uuid4()
+        stream = _delta_sender(thread, reply_id) if thread.ai_mode == AIMode.AUTO else None
+        try:
+            completion = provider.complete(
+                messages=messages, tools=agent_context.TOOLS, on_delta=stream
+            )
+        except ProviderError as exc:
+            _escalate(
+                lease,
+                thread,
+                source=EscalationSource.AI_FAILURE,
+                reason="the AI model is unavailable",
+                error=str(exc),
+            )
+            return
+        record_call(turn, provider, completion, "reply", True)
+        turn.steps += 1
+        if completion.tool_calls:
+            if _tool_step(lease, turn, thread, provider, completion):
+                return
+            continue
+        final = completion.final
+        if final is None:
+            invalid_answers += 1
+            _renew(lease, steps=turn.steps)
+            if invalid_answers < 2:
+                continue  # invalid structured output: one more try
+            _escalate(
+                lease,
+                thread,
+                source=EscalationSource.AI_FAILURE,
+                reason="the AI's answer could not be read",
+                suggestion=completion.text[:5000] or None,
+                error="invalid structured output",
+            )
+            return
+        _answer(lease, turn, thread, provider, completion, final, reply_id)
+        return
+    _escalate(
+        lease,
+        thread,
+        source=EscalationSource.AI_FAILURE,
+        reason=f"the AI used all {settings.SUPPORTDESK_MAX_STEPS} steps without an answer",
+    )
+
+
+def _delta_sender(thread: Thread, message_id: uuid.UUID) -> Any:
+    seq_hint = thread.last_seq + 1
+
+    def send(delta: str) -> None:
+        events.emit(
+            "message.delta",
+            thread_id=str(thread.pk),
+            payload={"message_id": str(message_id), "seq": seq_hint, "delta": delta},
+        )
+
+    return send
+
+
+def _tool_step(
+    lease: Lease, turn: AgentTurn, thread: Thread, provider: Provider, completion: Completion
+) -> bool:
+    """Store the tool calls and their results; True when the turn ended or now waits."""
+    results = [(call, tools.run_tool(call)) for call in completion.tool_calls]
+    escalation = next((r for _, r in results if r.effect == "escalate"), None)
+    questions = [(call, r) for call, r in results if r.effect == "ask_human"]
+    with transaction.atomic():
+        step_ids = list(turn.step_message_ids)
+        call_message = _ai_message(
+            thread,
+            provider,
+            completion,
+            content=completion.text,
+            visibility=Visibility.INTERNAL,
+            tool_calls=[
+                {
+                    "id": call.id,
+                    "name": call.name,
+                    "arguments": call.arguments
+                    if call.arguments is not None
+                    else {"_raw": call.raw_arguments[:2000]},
+                }
+                for call in completion.tool_calls
+            ],
+        )
+        step_ids.append(str(call_message.pk))
+        for call, result in results:
+            if result.effect == "ask_human":
+                continue  # answered later by a human: the tool message is theirs to write
+            tool_message = _ai_message(
+                thread,
+                provider,
+                completion,
+                role=Role.TOOL,
+                content=result.content,
+                visibility=Visibility.INTERNAL,
+                tool_call_id=call.id,
+            )
+            step_ids.append(str(tool_message.pk))
+        _renew(lease, steps=turn.steps, step_message_ids=step_ids)
+        turn.step_message_ids = step_ids
+        if escalation is not None:
+            escalation_services.escalation_open(
+                thread=thread,
+                source=EscalationSource.TOOL,
+                reason=escalation.argument,
+                turn_id=lease.turn_id,
+            )
+            _finish(lease, Outcome.ESCALATION)
+            return True
+        if questions:
+            context = _question_context(thread)
+            for call, result in questions:
+                escalation_services.human_request_create(
+                    thread=thread,
+                    turn_id=lease.turn_id,
+                    question=result.argument,
+                    tool_call_id=call.id,
+                    context=context,
+                )
+            _finish(lease, Outcome.HUMAN_REQUEST, status=TurnStatus.WAITING)
+            return True
+    return False
+
+
+def _question_context(thread: Thread) -> str:
+    recent = list(
+        Message.objects.filter(thread=thread, visibility=Visibility.PUBLIC).order_by("-seq")[:6]
+    )
+    return "\n".join(agent_context._line(message) for message in reversed(recent))
+
+
+# --- the sweeper ---------------------------------------------------------------------
+
+
+def turn_sweep(*, now: Any = None) -> dict[str, int]:
+    """Re-queue turns whose worker stopped renewing its lease; escalate spent ones.
+
+    Each transition is a conditional update on (status=running, leased_until < now), so
+    two sweepers (or a sweeper racing a late worker) cannot both act on a turn.
+    """
+    now = now or timezone.now()
+    counts = {"requeued": 0, "escalated": 0}
+    expired = AgentTurn.objects.filter(status=TurnStatus.RUNNING, leased_until__lt=now)
+    for turn in expired.only("pk", "attempts", "max_attempts", "thread_id")[:500]:
+        if turn.attempts < turn.max_attempts:
+            with transaction.atomic():
+                requeued = AgentTurn.objects.filter(
+                    pk=turn.pk, status=TurnStatus.RUNNING, leased_until__lt=now
+                ).update(
+                    status=TurnStatus.QUEUED, lease_owner="", leased_until=None, updated_at=now
+                )
+                if requeued:
+                    turn_enqueue(turn)
+                    counts["requeued"] += 1
+            continue
+        owner = f"sweeper:{uuid.uuid4().hex[:12]}"
+        taken = AgentTurn.objects.filter(
+            pk=turn.pk, status=TurnStatus.RUNNING, leased_until__lt=now
+        ).update(lease_owner=owner, leased_until=_lease_until())
+        if taken:
+            thread = Thread.objects.select_related("customer").get(pk=turn.thread_id)
+            try:
+                _escalate(
+                    Lease(turn.pk, owner),
+                    thread,
+                    source=EscalationSource.AI_FAILURE,
+                    reason=f"the AI worker stopped {turn.attempts} times on this message",
+                    error="lease expired",
+                )
+                counts["escalated"] += 1
+            except LeaseLost:
+                pass
+    return counts

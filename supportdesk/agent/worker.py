@@ -1,0 +1,37 @@
+"""The sweeper loop that runs beside every worker (and ``manage.py sweep_turns``)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from supportdesk.agent.models import WorkerHeartbeat
+from supportdesk.agent.runner import turn_sweep
+
+logger = logging.getLogger(__name__)
+
+
+def sweep_once(worker_id: str) -> dict[str, int]:
+    """One sweep of expired leases plus this worker's heartbeat."""
+    counts = turn_sweep()
+    WorkerHeartbeat.objects.update_or_create(
+        worker_id=worker_id[:64], defaults={"last_seen_at": timezone.now()}
+    )
+    return counts
+
+
+def sweep_forever(*, worker_id: str, every: float, stop: threading.Event) -> None:
+    """Sweep every ``every`` seconds until ``stop`` is set; errors are logged, not fatal."""
+    while not stop.is_set():
+        try:
+            close_old_connections()
+            counts = sweep_once(worker_id)
+            if counts["requeued"] or counts["escalated"]:
+                logger.info("sweeper: %s", counts)
+        except Exception:
+            logger.exception("sweeper failed; retrying")
+        stop.wait(every)
+    connection.close()
