@@ -169,6 +169,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ThreadStatusEnum": "threads.models.ThreadStatus",
         "StaffThreadStatusEnum": ["open", "resolved", "closed"],
+        "EscalationStatusEnum": "escalations.models.EscalationStatus",
+        "EscalationSourceEnum": "escalations.models.EscalationSource",
+        "HumanRequestStatusEnum": "escalations.models.HumanRequestStatus",
     },
 }
 
@@ -185,6 +188,8 @@ SUPPORTDESK_AI_NAME = env_str("SUPPORTDESK_AI_NAME", "AI assistant")
 SUPPORTDESK_IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 SUPPORTDESK_LLM_MAX_RETRIES = env_int("SUPPORTDESK_LLM_MAX_RETRIES", 3, minimum=0)
 SUPPORTDESK_LLM_STREAM = env_bool("SUPPORTDESK_LLM_STREAM", True)
+# Seconds before the first retry of a failed model call; doubles each retry (with jitter).
+SUPPORTDESK_LLM_BACKOFF = env_float("SUPPORTDESK_LLM_BACKOFF", 0.5, minimum=0.0)
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
 # The router chain: each step may decide who responds; the first decision wins.
@@ -201,9 +206,14 @@ SUPPORTDESK_MAX_STEPS = env_int("SUPPORTDESK_MAX_STEPS", 6, minimum=1)
 SUPPORTDESK_TURN_MAX_ATTEMPTS = env_int("SUPPORTDESK_TURN_MAX_ATTEMPTS", 3, minimum=1)
 # A worker must renew its lease within this time or the sweeper re-queues its turn.
 SUPPORTDESK_TURN_LEASE_SECONDS = env_int("SUPPORTDESK_TURN_LEASE_SECONDS", 90, minimum=1)
-SUPPORTDESK_CONTEXT_WINDOW = env_int("SUPPORTDESK_CONTEXT_WINDOW", 12, minimum=2)
-SUPPORTDESK_SUMMARY_MAX_CHARS = env_int("SUPPORTDESK_SUMMARY_MAX_CHARS", 1500, minimum=200)
-SUPPORTDESK_HUMAN_REQUEST_TTL_SECONDS = env_int("SUPPORTDESK_HUMAN_REQUEST_TTL_SECONDS", 1800, minimum=1)
+# The model sees the newest SUPPORTDESK_CONTEXT_WINDOW public messages verbatim and a
+# short extractive summary of everything older: small enough that a turn at message 500
+# costs about what one at message 10 does.
+SUPPORTDESK_CONTEXT_WINDOW = env_int("SUPPORTDESK_CONTEXT_WINDOW", 8, minimum=2)
+SUPPORTDESK_SUMMARY_MAX_CHARS = env_int("SUPPORTDESK_SUMMARY_MAX_CHARS", 400, minimum=100)
+SUPPORTDESK_HUMAN_REQUEST_TTL_SECONDS = env_int(
+    "SUPPORTDESK_HUMAN_REQUEST_TTL_SECONDS", 1800, minimum=1
+)
 SUPPORTDESK_WORKER_POLL_SECONDS = env_float("SUPPORTDESK_WORKER_POLL_SECONDS", 0.05, minimum=0.0)
 # USD per million tokens: (prompt, completion). Override with SUPPORTDESK_MODEL_PRICES as
 # JSON, e.g. {"my-model": [0.2, 0.8]}.
@@ -223,7 +233,9 @@ if _price_override:
             {name: (float(p[0]), float(p[1])) for name, p in _json.loads(_price_override).items()}
         )
     except (ValueError, TypeError, IndexError, AttributeError):
-        raise ImproperlyConfigured("SUPPORTDESK_MODEL_PRICES must be JSON like {\"model\": [0.1, 0.4]}.") from None
+        raise ImproperlyConfigured(
+            'SUPPORTDESK_MODEL_PRICES must be JSON like {"model": [0.1, 0.4]}.'
+        ) from None
 
 # Rate limits: "<count>/<seconds>" per key; SUPPORTDESK_RATE_LIMITS=off disables all.
 SUPPORTDESK_RATE_LIMITS_ENABLED = env_str("SUPPORTDESK_RATE_LIMITS", "on") != "off"

@@ -70,6 +70,9 @@ TOOLS: list[dict[str, Any]] = [
 ]
 
 
+LINE_CHARS = 120
+
+
 def _line(message: Message) -> str:
     who: str = {
         AuthorKind.CUSTOMER.value: "Customer",
@@ -78,7 +81,7 @@ def _line(message: Message) -> str:
         AuthorKind.SYSTEM.value: "Notice",
     }.get(message.author_kind, "Note")
     text = " ".join(message.content.split())
-    return f"{who}: {text[:200]}{'…' if len(text) > 200 else ''}"
+    return f"{who}: {text[:LINE_CHARS]}{'…' if len(text) > LINE_CHARS else ''}"
 
 
 def summary_update(thread: Thread, window_start_seq: int) -> ThreadSummary:
@@ -99,8 +102,10 @@ def summary_update(thread: Thread, window_start_seq: int) -> ThreadSummary:
     lines = [line for line in summary.content.splitlines() if line]
     lines += [_line(message) for message in older.only("author_kind", "author_name", "content")]
     limit = settings.SUPPORTDESK_SUMMARY_MAX_CHARS
-    while lines and sum(len(line) + 1 for line in lines) > limit:
-        lines.pop(0)
+    # The first line (usually the customer's problem) stays; the oldest others go first.
+    keep_first = 1 if lines and lines[0].startswith("Customer:") else 0
+    while len(lines) > keep_first and sum(len(line) + 1 for line in lines) > limit:
+        lines.pop(keep_first)
     summary.content = "\n".join(lines)
     summary.covered_seq = window_start_seq - 1
     summary.save(update_fields=["content", "covered_seq", "updated_at"])

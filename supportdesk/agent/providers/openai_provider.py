@@ -16,7 +16,6 @@ import re
 import time
 from typing import Any
 
-import httpx
 import openai
 from django.conf import settings
 
@@ -164,9 +163,8 @@ _RETRYABLE = (
     openai.APITimeoutError,
     openai.APIConnectionError,
     openai.RateLimitError,
+    # Also raised for a stream cut mid-way.
     openai.InternalServerError,
-    # A stream cut mid-way surfaces as the transport's own error while iterating.
-    httpx.HTTPError,
 )
 
 
@@ -182,14 +180,14 @@ class OpenAIProvider:
         timeout: float | None = None,
         max_retries: int | None = None,
         stream: bool | None = None,
-        backoff: float = 0.5,
+        backoff: float | None = None,
     ) -> None:
         self.model = model
         self.max_retries = (
             settings.SUPPORTDESK_LLM_MAX_RETRIES if max_retries is None else max_retries
         )
         self.stream = settings.SUPPORTDESK_LLM_STREAM if stream is None else stream
-        self.backoff = backoff
+        self.backoff = settings.SUPPORTDESK_LLM_BACKOFF if backoff is None else backoff
         self.format_level = 0
         self.client = openai.OpenAI(
             api_key=api_key or settings.OPENAI_API_KEY or "not-needed",

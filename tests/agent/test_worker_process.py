@@ -1,0 +1,127 @@
+"""Real worker processes (``manage.py agent_worker``) against the test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from supportdesk.agent.models import AgentTurn
+from tests.factories import make_thread
+from tests.llm_server import ScriptedLLMServer, delay, final
+from threads import services
+from threads.models import Message
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def database_url() -> str:
+    conf = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{conf['NAME']}"
+    auth = conf["USER"] + (f":{conf['PASSWORD']}" if conf["PASSWORD"] else "")
+    return f"postgres://{auth}@{conf['HOST'] or '127.0.0.1'}:{conf['PORT'] or 5432}/{conf['NAME']}"
+
+
+class Workers:
+    def __init__(self, server: ScriptedLLMServer) -> None:
+        self.server = server
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> subprocess.Popen[bytes]:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "SECRET_KEY": "worker-test",
+            "DEBUG": "0",
+            "SUPPORTDESK_LLM": "openai",
+            "OPENAI_API_KEY": "test-key",
+            "OPENAI_BASE_URL": self.server.base_url,
+            "SUPPORTDESK_MODEL": "gpt-test",
+            "SUPPORTDESK_TURN_LEASE_SECONDS": "2",
+            "SUPPORTDESK_LLM_BACKOFF": "0.01",
+            "LOG_LEVEL": "WARNING",
+        }
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "manage.py",
+                "agent_worker",
+                "--interval",
+                "0.05",
+                "--sweep-every",
+                "0.5",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.processes.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture
+def workers(llm: ScriptedLLMServer) -> Iterator[Workers]:
+    pool = Workers(llm)
+    yield pool
+    pool.stop_all()
+
+
+def wait_for(predicate: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting")
+
+
+def test_it_answers_through_a_worker_process(llm: ScriptedLLMServer, workers: Workers) -> None:
+    llm.push(final("A worker answered.", 0.9))
+    workers.start()
+    thread, _ = make_thread()
+    services.customer_message_create(thread=thread, content="Anyone there?")
+    wait_for(lambda: AgentTurn.objects.filter(thread=thread, status="done").exists())
+    assert list(
+        Message.objects.filter(thread=thread, author_kind="ai").values_list("content", flat=True)
+    ) == ["A worker answered."]
+
+
+def test_it_finishes_a_turn_once_after_its_worker_is_killed(
+    llm: ScriptedLLMServer, workers: Workers
+) -> None:
+    llm.push(delay(20, then=final("From the dead worker.", 0.9)))
+    llm.push(final("Exactly once.", 0.9))
+    first = workers.start()
+    thread, _ = make_thread()
+    services.customer_message_create(thread=thread, content="Is my order lost?")
+    llm.wait_for_requests(1, timeout=30)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    turn = AgentTurn.objects.get(thread=thread)
+    assert turn.status == "running"  # stuck, until a sweeper sees the lease expire
+    workers.start()
+    wait_for(lambda: AgentTurn.objects.filter(pk=turn.pk, status="done").exists())
+    turn.refresh_from_db()
+    assert (turn.outcome, turn.attempts) == ("reply", 2)
+    ai = list(
+        Message.objects.filter(thread=thread, author_kind="ai").values_list("content", flat=True)
+    )
+    assert ai == ["Exactly once."]
