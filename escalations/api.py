@@ -8,7 +8,6 @@ import django_filters
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, generics, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,6 +21,7 @@ from escalations.models import (
     HumanRequestStatus,
 )
 from escalations.serializers import (
+    AnswerInputSerializer,
     EscalationSerializer,
     HandoffInputSerializer,
     HumanRequestSerializer,
@@ -29,13 +29,11 @@ from escalations.serializers import (
 )
 from supportdesk.api import idempotent, rate_limit, require_object, staff_scope
 from threads.api_customer import CustomerView, customer_thread_scope
+from threads.api_desk import DeskCursorPagination
 from threads.serializers import CustomerThreadSerializer
 
 
-class NewestFirstPagination(CursorPagination):
-    page_size = 50
-    page_size_query_param = "limit"
-    max_page_size = 200
+class NewestFirstPagination(DeskCursorPagination):
     ordering = "-created_at"
 
 
@@ -81,8 +79,7 @@ class EscalationResolveView(APIView):
     @idempotent(staff_scope)
     def post(self, request: Request, escalation_id: Any) -> Response:
         escalation = _get_escalation(escalation_id)
-        data = request.data if request.data not in (None, b"", "") else {}
-        serializer = ResolveInputSerializer(data=require_object(data))
+        serializer = ResolveInputSerializer(data=require_object(request, allow_empty=True))
         serializer.is_valid(raise_exception=True)
         escalation = services.escalation_resolve(
             escalation=escalation,
@@ -119,8 +116,7 @@ class HandoffView(CustomerView):
     @idempotent(customer_thread_scope)
     def post(self, request: Request, thread_id: Any) -> Response:
         thread = self.get_thread(request, thread_id)
-        data = request.data if request.data not in (None, b"", "") else {}
-        serializer = HandoffInputSerializer(data=require_object(data))
+        serializer = HandoffInputSerializer(data=require_object(request, allow_empty=True))
         serializer.is_valid(raise_exception=True)
         rate_limit("handoff_per_thread", str(thread.pk))
         reason = serializer.validated_data.get("reason") or "the customer asked for a person"
@@ -129,3 +125,20 @@ class HandoffView(CustomerView):
         )
         thread.refresh_from_db()
         return Response(CustomerThreadSerializer(thread).data, status=status.HTTP_202_ACCEPTED)
+
+
+class HumanRequestAnswerView(APIView):
+    @extend_schema(request=AnswerInputSerializer, responses={200: HumanRequestSerializer})
+    @idempotent(staff_scope)
+    def post(self, request: Request, request_id: Any) -> Response:
+        human_request = selectors.human_request_list().filter(pk=request_id).first()
+        if human_request is None:
+            raise exceptions.NotFound("Not found.")
+        serializer = AnswerInputSerializer(data=require_object(request))
+        serializer.is_valid(raise_exception=True)
+        services.human_request_answer(
+            request=human_request, user=request.user, answer=serializer.validated_data["answer"]
+        )
+        return Response(
+            HumanRequestSerializer(selectors.human_request_list().get(pk=human_request.pk)).data
+        )

@@ -6,6 +6,7 @@ count: one caller wins, the others get a 409. Broadcasts go out on commit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -216,3 +217,90 @@ def human_request_create(
         payload={"human_request_id": str(request.pk), "status": request.status},
     )
     return request
+
+
+# The AI runtime registers what happens when a question is answered or expires (resume
+# or escalate its turn); called inside the same transaction.
+human_request_resolved_hooks: list[Callable[[Any, Any], object]] = []
+
+NO_ANSWER = "No one from the team answered this question in time."
+
+
+@transaction.atomic
+def human_request_answer(*, request: Any, user: Any, answer: str) -> Any:
+    """Answer the AI's question exactly once (AlreadyAnswered otherwise).
+
+    The answer is stored as the ``tool`` message answering the AI's ``ask_human`` call
+    (provider ``human``, the exact ``tool_call_id``, visible to staff only) and the
+    waiting turn resumes once all its questions are answered. Broadcasts
+    ``human_request.updated``.
+    """
+    from escalations.exceptions import AlreadyAnswered
+    from escalations.models import HumanRequest, HumanRequestStatus
+    from threads.models import AuthorKind, Role, Visibility
+
+    won = HumanRequest.objects.filter(pk=request.pk, status=HumanRequestStatus.PENDING).update(
+        status=HumanRequestStatus.ANSWERED,
+        answer=answer,
+        answered_by=user,
+        answered_at=timezone.now(),
+    )
+    if not won:
+        raise AlreadyAnswered()
+    request.refresh_from_db()
+    thread = Thread.objects.select_related("customer").get(pk=request.thread_id)
+    message = thread_services.message_create(
+        thread=thread,
+        role=Role.TOOL,
+        author_kind=AuthorKind.HUMAN,
+        author_user=user,
+        content=answer,
+        provider="human",
+        visibility=Visibility.INTERNAL,
+        tool_call_id=request.tool_call_id,
+    )
+    for hook in human_request_resolved_hooks:
+        hook(request, message)
+    events.emit(
+        "human_request.updated",
+        thread_id=str(thread.pk),
+        payload={"human_request_id": str(request.pk), "status": request.status},
+    )
+    return request
+
+
+def human_request_expire_due(*, now: Any = None) -> int:
+    """Expire unanswered questions past ``expires_at``: the AI is told nobody answered
+    and its turn ends in an escalation (never a silent thread)."""
+    from escalations.models import HumanRequest, HumanRequestStatus
+    from threads.models import AuthorKind, Role, Visibility
+
+    now = now or timezone.now()
+    expired = 0
+    due = HumanRequest.objects.filter(status=HumanRequestStatus.PENDING, expires_at__lt=now)
+    for request in due[:500]:
+        with transaction.atomic():
+            if not HumanRequest.objects.filter(
+                pk=request.pk, status=HumanRequestStatus.PENDING
+            ).update(status=HumanRequestStatus.EXPIRED):
+                continue
+            request.status = HumanRequestStatus.EXPIRED
+            expired += 1
+            thread = Thread.objects.select_related("customer").get(pk=request.thread_id)
+            message = thread_services.message_create(
+                thread=thread,
+                role=Role.TOOL,
+                author_kind=AuthorKind.SYSTEM,
+                content=NO_ANSWER,
+                provider="system",
+                visibility=Visibility.INTERNAL,
+                tool_call_id=request.tool_call_id,
+            )
+            for hook in human_request_resolved_hooks:
+                hook(request, message)
+            events.emit(
+                "human_request.updated",
+                thread_id=str(thread.pk),
+                payload={"human_request_id": str(request.pk), "status": request.status},
+            )
+    return expired

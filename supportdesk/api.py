@@ -124,15 +124,19 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
-def require_object(data: Any) -> dict[str, Any]:
+def require_object(data: Any, *, allow_empty: bool = False) -> dict[str, Any]:
     """The parsed body must be a JSON object.
 
     Pass the Request itself (not ``request.data``) to refuse an empty body as well: DRF
-    never calls the parser for one and hands the view ``{}`` instead.
+    never calls the parser for one and hands the view ``{}`` instead. With
+    ``allow_empty`` (endpoints whose body is optional) an empty body is ``{}``, while a
+    body that is not an object (``null``, ``[]``) is still refused.
     """
     if isinstance(data, Request):
         request, data = data, data.data
         if request.stream is None:
+            if allow_empty:
+                return {}
             raise exceptions.ParseError("The request body is empty; send a JSON object.")
     if not isinstance(data, dict):
         raise exceptions.ValidationError(

@@ -57,6 +57,20 @@ class TextField(serializers.Field):
         return str(value)
 
 
+class StrictEmailField(serializers.EmailField):
+    """An EmailField that accepts only strings and refuses control characters with the
+    same ``invalid_characters`` code as TextField."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Must be a string.", code="invalid_type")
+        if _FORBIDDEN.search(data):
+            raise serializers.ValidationError(
+                "Control characters are not allowed.", code="invalid_characters"
+            )
+        return str(super().to_internal_value(data))
+
+
 class StrictChoiceField(serializers.ChoiceField):
     """A ChoiceField that accepts only strings (no 1 for "1")."""
 

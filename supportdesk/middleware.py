@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 
 from django.conf import settings
@@ -14,7 +15,7 @@ from supportdesk.api import error_response
 class BodySizeLimitMiddleware:
     """413 with the error body for requests declaring more than 64 KiB.
 
-    Bodies without a Content-Length are capped by the JSON parser instead. A lost
+    Bodies without a Content-Length (streamed) are read here up to the limit. A lost
     database connection becomes a 503 with Retry-After, so clients back off and retry.
     """
 
@@ -32,6 +33,18 @@ class BodySizeLimitMiddleware:
                 return error_response(
                     413, "request_too_large", "The request body is larger than 64 KiB."
                 )
+        elif request.method in ("POST", "PUT", "PATCH"):
+            # A streamed (chunked) body has no Content-Length, and DRF would ignore it and
+            # hand the view {}. Read it here, at most one byte past the limit, and keep it
+            # the way HttpRequest.body does, so the parsers see it like any other body.
+            body = request.read(settings.SUPPORTDESK_MAX_BODY_BYTES + 1)
+            if len(body) > settings.SUPPORTDESK_MAX_BODY_BYTES:
+                return error_response(
+                    413, "request_too_large", "The request body is larger than 64 KiB."
+                )
+            request._body = body
+            request._stream = io.BytesIO(body)
+            request.META["CONTENT_LENGTH"] = str(len(body))
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:

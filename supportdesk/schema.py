@@ -15,7 +15,6 @@ from drf_spectacular.extensions import (
     OpenApiViewExtension,
 )
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
-from drf_spectacular.plumbing import build_basic_type
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -45,7 +44,8 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 class ErrorInfoSerializer(serializers.Serializer):
     code = serializers.RegexField(r"^[a-z][a-z0-9_]*$", help_text="snake_case error code")
     message = serializers.CharField(help_text="Human-readable text")
-    fields = serializers.DictField(
+    # DRF takes declared fields off the class, so this does not shadow Serializer.fields.
+    fields = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
         help_text="Only for validation errors: messages per field (dotted for nested fields)",
@@ -178,7 +178,7 @@ class TextFieldSchema(OpenApiSerializerFieldExtension):
 
     def map_serializer_field(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
         field = self.target
-        schema: dict[str, Any] = build_basic_type(OpenApiTypes.STR)
+        schema: dict[str, Any] = {"type": "string"}
         schema["maxLength"] = field.max_length
         if field.allow_blank:
             # drf-spectacular adds the blank string as a separate oneOf branch for blank

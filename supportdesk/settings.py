@@ -172,6 +172,9 @@ SPECTACULAR_SETTINGS = {
         "EscalationStatusEnum": "escalations.models.EscalationStatus",
         "EscalationSourceEnum": "escalations.models.EscalationSource",
         "HumanRequestStatusEnum": "escalations.models.HumanRequestStatus",
+        "DraftStatusEnum": "approvals.models.DraftStatus",
+        "DraftKindEnum": "approvals.models.DraftKind",
+        "RejectNextEnum": "approvals.models.RejectNext",
     },
 }
 
@@ -211,6 +214,9 @@ SUPPORTDESK_TURN_LEASE_SECONDS = env_int("SUPPORTDESK_TURN_LEASE_SECONDS", 90, m
 # costs about what one at message 10 does.
 SUPPORTDESK_CONTEXT_WINDOW = env_int("SUPPORTDESK_CONTEXT_WINDOW", 8, minimum=2)
 SUPPORTDESK_SUMMARY_MAX_CHARS = env_int("SUPPORTDESK_SUMMARY_MAX_CHARS", 400, minimum=100)
+SUPPORTDESK_DRAFT_TTL_SECONDS = env_int("SUPPORTDESK_DRAFT_TTL_SECONDS", 3600, minimum=1)
+# Copilot: when a human owns a thread, the AI drafts a suggested reply for them.
+SUPPORTDESK_COPILOT = env_bool("SUPPORTDESK_COPILOT", True)
 SUPPORTDESK_HUMAN_REQUEST_TTL_SECONDS = env_int(
     "SUPPORTDESK_HUMAN_REQUEST_TTL_SECONDS", 1800, minimum=1
 )

@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from approvals import api as approval_api
 from escalations import api as escalation_api
 from supportdesk import views
 from supportdesk.agent import api as agent_api
@@ -72,6 +73,22 @@ api_v1 = [
         "desk/human-requests/",
         escalation_api.HumanRequestListView.as_view(),
         name="desk-human-requests",
+    ),
+    path(
+        "desk/human-requests/<uuid:request_id>/answer/",
+        escalation_api.HumanRequestAnswerView.as_view(),
+        name="desk-human-request-answer",
+    ),
+    path("desk/approvals/", approval_api.ApprovalListView.as_view(), name="desk-approvals"),
+    path(
+        "desk/approvals/<uuid:draft_id>/approve/",
+        approval_api.ApprovalApproveView.as_view(),
+        name="desk-approval-approve",
+    ),
+    path(
+        "desk/approvals/<uuid:draft_id>/reject/",
+        approval_api.ApprovalRejectView.as_view(),
+        name="desk-approval-reject",
     ),
     path("desk/usage/", agent_api.UsageView.as_view(), name="desk-usage"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

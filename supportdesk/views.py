@@ -101,7 +101,7 @@ class TokenLoginView(APIView):
     @extend_schema(request=TokenInputSerializer, responses={200: TokenOutputSerializer})
     def post(self, request: Request) -> Response:
         rate_limit("login_per_ip", client_ip(request))
-        serializer = TokenInputSerializer(data=require_object(request.data))
+        serializer = TokenInputSerializer(data=require_object(request))
         serializer.is_valid(raise_exception=True)
         user = authenticate(
             request._request,
@@ -120,7 +120,7 @@ class BenchBareView(APIView):
     """A bare authenticated POST (bench settings only): the baseline for bench/api.py."""
 
     def post(self, request: Request) -> Response:
-        require_object(request.data)
+        require_object(request)
         return Response({"ok": True}, status=status.HTTP_201_CREATED)
 
 

@@ -8,7 +8,9 @@ from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from supportdesk.agent.providers import reset_providers
 from tests.factories import UserFactory, make_thread
+from tests.llm_server import ScriptedLLMServer
 from threads import events
 from threads.models import Thread
 
@@ -79,3 +81,28 @@ def event_log() -> Iterator[EventLog]:
     events.register(log)
     yield log
     events.unregister(log)
+
+
+@pytest.fixture
+def llm(settings: Any) -> Iterator[ScriptedLLMServer]:
+    """The real openai SDK against a scripted local server; unscripted calls get a 500."""
+    with ScriptedLLMServer(mode="error") as server:
+        settings.SUPPORTDESK_LLM = "openai"
+        settings.OPENAI_BASE_URL = server.base_url
+        settings.OPENAI_API_KEY = "test-key"
+        settings.SUPPORTDESK_MODEL = "gpt-test"
+        settings.SUPPORTDESK_CLASSIFIER_MODEL = None
+        settings.SUPPORTDESK_LLM_TIMEOUT = 2.0
+        settings.SUPPORTDESK_LLM_BACKOFF = 0.01
+        settings.SUPPORTDESK_LLM_MAX_RETRIES = 2
+        reset_providers()
+        yield server
+    reset_providers()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_providers() -> Iterator[None]:
+    # Providers are cached per process; settings change between tests.
+    reset_providers()
+    yield
+    reset_providers()

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from django.db.models import Avg, Count, QuerySet, Sum
@@ -35,7 +34,7 @@ class UsageRowSerializer(serializers.Serializer):
     human_handle_seconds = serializers.IntegerField()
 
 
-class UsageSerializer(serializers.Serializer):
+class UsageReportSerializer(serializers.Serializer):
     group_by = serializers.CharField()
     since = serializers.DateTimeField()
     until = serializers.DateTimeField()
@@ -55,7 +54,7 @@ def _parse_moment(raw: str | None, name: str, *, end: bool) -> datetime | None:
             raise exceptions.ValidationError({name: ["Use an ISO 8601 date or date-time."]})
         moment = datetime.combine(day + timedelta(days=1) if end else day, time.min)
     if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, dt_timezone.utc)
+        moment = timezone.make_aware(moment, UTC)
     return moment
 
 
@@ -87,7 +86,7 @@ class UsageView(APIView):
                 "group_by", OpenApiTypes.STR, enum=list(GROUPS), description="default: day"
             ),
         ],
-        responses={200: UsageSerializer},
+        responses={200: UsageReportSerializer},
     )
     def get(self, request: Request) -> Response:
         params = request.query_params

@@ -70,6 +70,11 @@ TOOLS: list[dict[str, Any]] = [
 ]
 
 
+# A copilot suggestion may look things up, nothing more: the human owns the thread.
+COPILOT_TOOLS: list[dict[str, Any]] = [
+    tool for tool in TOOLS if tool["function"]["name"] == "search_knowledge"
+]
+
 LINE_CHARS = 120
 
 

@@ -25,6 +25,8 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from approvals import services as approval_services
+from approvals.models import ApprovalDraft, DraftKind
 from escalations import services as escalation_services
 from escalations.models import EscalationSource
 from supportdesk.agent import context as agent_context
@@ -68,7 +70,12 @@ def turn_enqueue(turn: AgentTurn) -> None:
 
 
 def turn_create_for_message(message: Message) -> AgentTurn:
-    """The customer-message hook: one turn per customer message (a DB constraint)."""
+    """The customer-message hook: one turn per customer message (a DB constraint).
+
+    A draft or suggestion still pending answers an older state of the conversation: it
+    is superseded, and this turn drafts again with the whole conversation in view.
+    """
+    approval_services.approval_supersede_pending(thread=message.thread)
     turn = AgentTurn.objects.create(
         thread_id=message.thread_id,
         trigger_message=message,
@@ -77,6 +84,63 @@ def turn_create_for_message(message: Message) -> AgentTurn:
     )
     turn_enqueue(turn)
     return turn
+
+
+def turn_create_regeneration(draft: ApprovalDraft) -> AgentTurn:
+    """The reject-and-regenerate hook: a new turn that sees the reviewer's feedback."""
+    original = AgentTurn.objects.filter(pk=draft.turn_id).first() if draft.turn_id else None
+    turn = AgentTurn.objects.create(
+        thread_id=draft.thread_id,
+        trigger_message=original.trigger_message if original else None,
+        kind=TurnKind.REGENERATE,
+        decision=Decision.AI,
+        decision_step="review",
+        decision_reason="a reviewer rejected the draft and asked for a new one",
+        feedback=f"Your previous draft was:\n{draft.content}\n\nThe reviewer said:\n{draft.review}",
+        max_attempts=settings.SUPPORTDESK_TURN_MAX_ATTEMPTS,
+    )
+    turn_enqueue(turn)
+    return turn
+
+
+def turn_resume_after_human(request: Any, message: Message) -> None:
+    """A question of a waiting turn was answered or expired (called in that transaction).
+
+    The tool message joins the turn's transcript. Once every question of the step is
+    answered the same turn is queued again and continues from the stored rows; an expired
+    question ends the turn in an escalation.
+    """
+    from escalations.models import HumanRequest, HumanRequestStatus
+
+    turn = AgentTurn.objects.select_for_update().filter(pk=request.turn_id).first()
+    if turn is None:
+        return
+    AgentTurn.objects.filter(pk=turn.pk).update(
+        step_message_ids=[*turn.step_message_ids, str(message.pk)], updated_at=timezone.now()
+    )
+    if turn.status != TurnStatus.WAITING:
+        return
+    thread = Thread.objects.select_related("customer").get(pk=turn.thread_id)
+    if request.status == HumanRequestStatus.EXPIRED:
+        HumanRequest.objects.filter(turn_id=turn.pk, status=HumanRequestStatus.PENDING).update(
+            status=HumanRequestStatus.EXPIRED
+        )
+        if AgentTurn.objects.filter(pk=turn.pk, status=TurnStatus.WAITING).update(
+            status=TurnStatus.DONE, outcome=Outcome.ESCALATION, finished_at=timezone.now()
+        ):
+            escalation_services.escalation_open(
+                thread=thread,
+                source=EscalationSource.REQUIRES_HUMAN,
+                reason=f"nobody answered the AI's question: {request.question}"[:1000],
+                turn_id=turn.pk,
+            )
+        return
+    if HumanRequest.objects.filter(turn_id=turn.pk, status=HumanRequestStatus.PENDING).exists():
+        return
+    if AgentTurn.objects.filter(pk=turn.pk, status=TurnStatus.WAITING).update(
+        status=TurnStatus.QUEUED, lease_owner="", updated_at=timezone.now()
+    ):
+        turn_enqueue(turn)
 
 
 # --- claiming and leases -------------------------------------------------------------
@@ -208,6 +272,21 @@ def _answer(
     final: FinalAnswer,
     reply_id: uuid.UUID,
 ) -> None:
+    if turn.decision == Decision.HUMAN:
+        # Copilot: a suggestion for the human who owns the thread, never sent by itself.
+        with transaction.atomic():
+            message = _ai_message(
+                thread, provider, completion, content=final.reply, visibility=Visibility.DRAFT
+            )
+            approval_services.approval_draft_create(
+                thread=thread,
+                message=message,
+                kind=DraftKind.SUGGESTION,
+                turn_id=turn.pk,
+                confidence=final.confidence,
+            )
+            _finish(lease, Outcome.HUMAN, message=message)
+        return
     threshold = settings.SUPPORTDESK_ESCALATION_THRESHOLD
     if final.requires_human or final.confidence < threshold:
         source = (
@@ -239,6 +318,14 @@ def _answer(
             visibility=Visibility.DRAFT if draft else Visibility.PUBLIC,
             message_id=reply_id,
         )
+        if draft:
+            approval_services.approval_draft_create(
+                thread=thread,
+                message=message,
+                kind=DraftKind.APPROVAL,
+                turn_id=turn.pk,
+                confidence=final.confidence,
+            )
         _finish(lease, Outcome.DRAFT if draft else Outcome.REPLY, message=message)
 
 
@@ -320,7 +407,7 @@ def _after_crash(lease: Lease, turn: AgentTurn, exc: Exception) -> None:
 def _execute(lease: Lease, turn: AgentTurn) -> None:
     thread = Thread.objects.select_related("customer").get(pk=turn.thread_id)
     trigger = turn.trigger_message
-    if turn.kind == TurnKind.REPLY and trigger is not None:
+    if trigger is not None:
         newer = Message.objects.filter(
             thread=thread, role=Role.USER, seq__gt=trigger.seq, turns__kind=TurnKind.REPLY
         ).exists()
@@ -348,19 +435,35 @@ def _execute(lease: Lease, turn: AgentTurn) -> None:
         )
         turn.decision = routed.decision
         if routed.decision == Decision.HUMAN:
-            with transaction.atomic():
-                _finish(lease, Outcome.HUMAN)
+            if settings.SUPPORTDESK_COPILOT:
+                _copilot(lease, turn, thread)
+                return
+            _stand_down(lease)
             return
         if routed.decision == Decision.ESCALATE:
             _escalate(lease, thread, source=routed.source, reason=routed.reason)
             return
-    elif turn.decision != Decision.AI:
-        # A re-run of a turn whose routing already ended it cannot happen; be safe.
-        with transaction.atomic():
-            _finish(lease, Outcome.HUMAN)
+    elif turn.decision == Decision.HUMAN:
+        _copilot(lease, turn, thread)
         return
 
     _ai_loop(lease, turn, thread)
+
+
+def _copilot(lease: Lease, turn: AgentTurn, thread: Thread) -> None:
+    """Suggest a reply to the human owner; any failure just leaves them without one."""
+    try:
+        _ai_loop(lease, turn, thread, copilot=True)
+    except LeaseLost:
+        raise
+    except Exception:
+        logger.exception("copilot suggestion failed for turn %s", turn.pk)
+        _stand_down(lease)
+
+
+def _stand_down(lease: Lease, error: str = "") -> None:
+    with transaction.atomic():
+        _finish(lease, Outcome.HUMAN, error=error)
 
 
 def _record_router_call(turn: AgentTurn, completion: Completion, purpose: str, ok: bool) -> None:
@@ -369,26 +472,32 @@ def _record_router_call(turn: AgentTurn, completion: Completion, purpose: str, o
         record_call(turn, provider, completion, purpose, ok)
 
 
-def _ai_loop(lease: Lease, turn: AgentTurn, thread: Thread) -> None:
+def _ai_loop(lease: Lease, turn: AgentTurn, thread: Thread, *, copilot: bool = False) -> None:
+    """Call the model until it answers, uses a terminal tool, or runs out of steps.
+
+    With ``copilot`` the answer becomes a suggestion for the human owner, the only tool is
+    the knowledge search, and failures end quietly (the human answers anyway)."""
     provider = get_provider("reply")
     assert provider is not None
     invalid_answers = 0
+    tool_specs = agent_context.COPILOT_TOOLS if copilot else agent_context.TOOLS
     while turn.steps < settings.SUPPORTDESK_MAX_STEPS:
         _renew(lease)
         thread.refresh_from_db(fields=["responder", "assignee", "status", "ai_mode", "last_seq"])
-        if thread.responder != "ai":
+        if thread.responder != "ai" and not copilot:
             # A human took the thread over while the AI was working: stand down.
-            with transaction.atomic():
-                _finish(lease, Outcome.HUMAN)
+            _stand_down(lease)
             return
         messages = agent_context.build_messages(turn, thread)
         reply_id = uuid.uuid4()
-        stream = _delta_sender(thread, reply_id) if thread.ai_mode == AIMode.AUTO else None
+        public = thread.ai_mode == AIMode.AUTO and not copilot
+        stream = _delta_sender(thread, reply_id) if public else None
         try:
-            completion = provider.complete(
-                messages=messages, tools=agent_context.TOOLS, on_delta=stream
-            )
+            completion = provider.complete(messages=messages, tools=tool_specs, on_delta=stream)
         except ProviderError as exc:
+            if copilot:
+                _stand_down(lease, str(exc))
+                return
             _escalate(
                 lease,
                 thread,
@@ -409,6 +518,9 @@ def _ai_loop(lease: Lease, turn: AgentTurn, thread: Thread) -> None:
             _renew(lease, steps=turn.steps)
             if invalid_answers < 2:
                 continue  # invalid structured output: one more try
+            if copilot:
+                _stand_down(lease, "invalid structured output")
+                return
             _escalate(
                 lease,
                 thread,
@@ -419,6 +531,9 @@ def _ai_loop(lease: Lease, turn: AgentTurn, thread: Thread) -> None:
             )
             return
         _answer(lease, turn, thread, provider, completion, final, reply_id)
+        return
+    if copilot:
+        _stand_down(lease, "step limit")
         return
     _escalate(
         lease,
@@ -524,7 +639,12 @@ def turn_sweep(*, now: Any = None) -> dict[str, int]:
     two sweepers (or a sweeper racing a late worker) cannot both act on a turn.
     """
     now = now or timezone.now()
-    counts = {"requeued": 0, "escalated": 0}
+    counts = {
+        "requeued": 0,
+        "escalated": 0,
+        "drafts_expired": approval_services.approval_expire_due(now=now),
+        "questions_expired": escalation_services.human_request_expire_due(now=now),
+    }
     expired = AgentTurn.objects.filter(status=TurnStatus.RUNNING, leased_until__lt=now)
     for turn in expired.only("pk", "attempts", "max_attempts", "thread_id")[:500]:
         if turn.attempts < turn.max_attempts:

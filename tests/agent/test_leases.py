@@ -11,9 +11,9 @@ from django.utils import timezone
 from escalations.models import Escalation
 from supportdesk.agent import runner
 from supportdesk.agent.models import AgentTurn
-from tests.agent.conftest import drain
 from tests.factories import make_thread
 from tests.llm_server import ScriptedLLMServer, final
+from tests.turns import drain
 from threads import services
 from threads.models import Message
 
@@ -24,6 +24,11 @@ def queued_turn() -> AgentTurn:
     thread, _ = make_thread()
     services.customer_message_create(thread=thread, content="Where is my order?")
     return AgentTurn.objects.get(thread=thread)
+
+
+def sweep() -> tuple[int, int]:
+    counts = runner.turn_sweep()
+    return counts["requeued"], counts["escalated"]
 
 
 def expire(turn: AgentTurn) -> None:
@@ -45,7 +50,7 @@ def test_it_requeues_a_turn_whose_lease_expired(llm: ScriptedLLMServer) -> None:
     turn = queued_turn()
     runner.turn_claim(turn.pk, "dead-worker")
     expire(turn)
-    assert runner.turn_sweep() == {"requeued": 1, "escalated": 0}
+    assert sweep() == (1, 0)
     turn.refresh_from_db()
     assert (turn.status, turn.lease_owner) == ("queued", "")
     llm.push(final("It ships today.", 0.9))
@@ -58,7 +63,7 @@ def test_it_requeues_a_turn_whose_lease_expired(llm: ScriptedLLMServer) -> None:
 def test_it_leaves_live_leases_alone(db: Any) -> None:
     turn = queued_turn()
     runner.turn_claim(turn.pk, "busy-worker")
-    assert runner.turn_sweep() == {"requeued": 0, "escalated": 0}
+    assert sweep() == (0, 0)
     turn.refresh_from_db()
     assert turn.status == "running"
 

@@ -9,9 +9,9 @@ from rest_framework.test import APIClient
 
 from escalations.models import Escalation, HumanRequest
 from supportdesk.agent.models import AgentTurn, ModelCall
-from tests.agent.conftest import drain
 from tests.factories import make_thread
 from tests.llm_server import ScriptedLLMServer, delay, error, final, invalid_json, text, tool_call
+from tests.turns import drain
 from threads import services
 from threads.models import Message, Thread
 
@@ -235,10 +235,12 @@ def test_it_retries_invalid_structured_output_once_then_escalates(
 
 def test_it_never_answers_while_a_human_owns_the_thread(
     llm: ScriptedLLMServer,
+    settings: Any,
     customer_client: APIClient,
     thread_and_token: tuple[Thread, str],
     agent: Any,
 ) -> None:
+    settings.SUPPORTDESK_COPILOT = False
     thread, _ = thread_and_token
     services.human_reply_create(thread=thread, user=agent, content="Alex here, I'll help")
     post(customer_client, thread, "Thanks Alex")

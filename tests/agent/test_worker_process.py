@@ -16,7 +16,7 @@ from django.db import connection
 
 from supportdesk.agent.models import AgentTurn
 from tests.factories import make_thread
-from tests.llm_server import ScriptedLLMServer, delay, final
+from tests.llm_server import ScriptedLLMServer, delay, final, tool_call
 from threads import services
 from threads.models import Message
 
@@ -125,3 +125,37 @@ def test_it_finishes_a_turn_once_after_its_worker_is_killed(
         Message.objects.filter(thread=thread, author_kind="ai").values_list("content", flat=True)
     )
     assert ai == ["Exactly once."]
+
+
+def test_it_resumes_after_a_restart_between_question_and_answer(
+    llm: ScriptedLLMServer, workers: Workers, agent: Any
+) -> None:
+    from escalations.models import HumanRequest
+    from escalations.services import human_request_answer
+
+    llm.push(tool_call("ask_human", {"question": "Is order 77 paid?"}, id="call_77"))
+    first = workers.start()
+    thread, _ = make_thread()
+    services.customer_message_create(
+        thread=thread, content="Did my payment for order 77 go through?"
+    )
+    wait_for(lambda: HumanRequest.objects.filter(thread=thread).exists())
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    human_request_answer(
+        request=HumanRequest.objects.get(thread=thread), user=agent, answer="Yes, paid in full"
+    )
+    llm.push(final("Your payment for order 77 went through.", 0.9))
+    workers.start()
+    wait_for(lambda: AgentTurn.objects.filter(thread=thread, status="done").exists())
+    assert llm.requests[-1].messages[-1] == {
+        "role": "tool",
+        "tool_call_id": "call_77",
+        "content": "Yes, paid in full",
+    }
+    ai = list(
+        Message.objects.filter(thread=thread, author_kind="ai", visibility="public").values_list(
+            "content", flat=True
+        )
+    )
+    assert ai == ["Your payment for order 77 went through."]
