@@ -24,6 +24,13 @@ from threads.models import Responder, Thread, ThreadStatus
 
 CUSTOMER_NOTICE = "Thanks for your patience. A member of our team will reply here shortly."
 
+# Operations features (queues, SLA clocks, summaries, notifications, auto-assignment)
+# plug in here at start-up. Each hook runs inside the service's transaction, after the
+# state change; anything that leaves the process must itself wait for the commit.
+opened_hooks: list[Callable[[Escalation], object]] = []
+claimed_hooks: list[Callable[[Escalation], object]] = []
+resolved_hooks: list[Callable[[Escalation], object]] = []
+
 
 def escalation_payload(escalation: Escalation) -> dict[str, Any]:
     return {"escalation_id": str(escalation.pk), "status": escalation.status}
@@ -85,6 +92,8 @@ def escalation_open(
         thread.status = ThreadStatus.WAITING_ON_HUMAN
     if notify_customer:
         thread_services.system_notice_create(thread=thread, content=CUSTOMER_NOTICE)
+    for hook in opened_hooks:
+        hook(escalation)
     events.emit(
         "escalation.created", thread_id=str(thread.pk), payload=escalation_payload(escalation)
     )
@@ -139,6 +148,8 @@ def escalation_claim(*, escalation: Escalation, user: Any) -> Escalation:
         assigned_by=user,
         reason="claimed the escalation",
     )
+    for hook in claimed_hooks:
+        hook(escalation)
     events.emit(
         "escalation.updated", thread_id=str(thread.pk), payload=escalation_payload(escalation)
     )
@@ -178,6 +189,8 @@ def escalation_resolve(
             status=ThreadStatus.OPEN, updated_at=timezone.now()
         )
         events.emit("thread.updated", thread_id=str(thread.pk), payload={"reason": "status"})
+    for hook in resolved_hooks:
+        hook(escalation)
     events.emit(
         "escalation.updated", thread_id=str(thread.pk), payload=escalation_payload(escalation)
     )
