@@ -43,7 +43,7 @@ from supportdesk.agent.providers import get_provider
 from supportdesk.agent.providers.base import Completion, FinalAnswer, Provider, ProviderError
 from threads import events
 from threads import services as thread_services
-from threads.models import AIMode, AuthorKind, Message, Role, Thread, Visibility
+from threads.models import AIMode, AuthorKind, Message, Role, Thread, ThreadStatus, Visibility
 
 logger = logging.getLogger(__name__)
 
@@ -484,6 +484,9 @@ def _ai_loop(lease: Lease, turn: AgentTurn, thread: Thread, *, copilot: bool = F
     while turn.steps < settings.SUPPORTDESK_MAX_STEPS:
         _renew(lease)
         thread.refresh_from_db(fields=["responder", "assignee", "status", "ai_mode", "last_seq"])
+        if thread.status == ThreadStatus.CLOSED:
+            _stand_down(lease, "the thread was closed")
+            return
         if thread.responder != "ai" and not copilot:
             # A human took the thread over while the AI was working: stand down.
             _stand_down(lease)

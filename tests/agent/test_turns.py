@@ -485,3 +485,15 @@ def test_it_streams_nothing_of_an_uncertain_answer(
     with django_capture_on_commit_callbacks(execute=True):
         drain()
     assert [e for e in event_log.events if e.type == "message.delta"] == []
+
+
+def test_it_stays_silent_on_a_thread_closed_before_the_turn_ran(
+    llm: ScriptedLLMServer, customer_client: APIClient, thread_and_token: tuple[Thread, str]
+) -> None:
+    thread, _ = thread_and_token
+    post(customer_client, thread, "hello")
+    services.thread_set_status(thread=thread, status="closed")
+    drain()
+    assert llm.requests == []
+    assert not Message.objects.filter(thread=thread, author_kind="ai").exists()
+    assert only_turn(thread).outcome == "human"
