@@ -428,3 +428,29 @@ def test_it_stays_quiet_when_the_copilot_fails(
     assert (turn.outcome, turn.status) == ("human", "done")
     assert not Escalation.objects.exists()
     assert not ApprovalDraft.objects.exists()
+
+
+def test_it_counts_and_filters_pending_approvals_on_staff_threads(
+    llm: ScriptedLLMServer,
+    customer_client: APIClient,
+    staff_client: APIClient,
+    draft_thread: Thread,
+) -> None:
+    from tests.factories import make_thread
+
+    other, _ = make_thread()
+    llm.push(final("Draft.", 0.9))
+    post(customer_client, draft_thread, "hello")
+    drain()
+    assert (
+        staff_client.get(f"/api/v1/desk/threads/{draft_thread.pk}/").json()["pending_approvals"]
+        == 1
+    )
+    listed = staff_client.get("/api/v1/desk/threads/", {"has_pending_approval": "true"}).json()[
+        "results"
+    ]
+    assert [t["id"] for t in listed] == [str(draft_thread.pk)]
+    others = staff_client.get("/api/v1/desk/threads/", {"has_pending_approval": "false"}).json()[
+        "results"
+    ]
+    assert [t["id"] for t in others] == [str(other.pk)]
