@@ -8,6 +8,8 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
+from supportdesk.agent.kb_data import ARTICLES
+from supportdesk.agent.models import AgentTurn, KnowledgeArticle
 from threads.models import AuthorKind, Message, Responder, Thread, ThreadStatus, Visibility
 
 pytestmark = pytest.mark.django_db
@@ -120,6 +122,31 @@ def test_it_sets_the_demo_statuses() -> None:
         "demo-4": ThreadStatus.CLOSED,
         "demo-5": ThreadStatus.OPEN,
     }
+
+
+def test_it_seeds_the_knowledge_base() -> None:
+    out = _seed()
+    assert KnowledgeArticle.objects.filter(is_published=True).count() == len(ARTICLES)
+    assert f"{len(ARTICLES)} knowledge article(s)" in out
+
+
+def test_it_keeps_the_articles_an_admin_edited() -> None:
+    _seed()
+    KnowledgeArticle.objects.filter(slug="returns-policy").update(body="Edited.")
+    KnowledgeArticle.objects.filter(slug="gift-cards").delete()
+    out = _seed()
+    assert KnowledgeArticle.objects.get(slug="returns-policy").body == "Edited."
+    assert KnowledgeArticle.objects.filter(slug="gift-cards").exists()
+    assert "1 knowledge article(s)" in out
+
+
+def test_it_leaves_only_the_last_question_for_the_ai_worker() -> None:
+    _seed()
+    turn = AgentTurn.objects.select_related("trigger_message__thread").get()
+    assert turn.status == "queued"
+    assert turn.trigger_message is not None
+    assert turn.trigger_message.thread.customer.external_id == "demo-5"
+    assert turn.trigger_message.content.startswith("Do you ship to Canada")
 
 
 def test_it_changes_nothing_when_run_twice() -> None:

@@ -1,7 +1,10 @@
-"""``manage.py seed_demo``: demo users and a handful of realistic support threads.
+"""``manage.py seed_demo``: demo users, the knowledge base and a handful of support threads.
 
-Everything is written through ``threads.services``, as the API would. The command is
-idempotent: users are found by username and demo threads by their customer's fixed
+The threads are conversations with customers of Northwind Outfitters, the fictional
+outdoor-gear retailer of the demo knowledge base (``supportdesk.agent.kb_data``); what the
+AI and the agent tell customers matches its policies. Everything is written through
+``threads.services``, as the API would. The command is idempotent: users are found by
+username, articles by slug (``knowledge_seed``) and demo threads by their customer's fixed
 ``external_id`` (``demo-1`` …) and subject, so a second run creates nothing.
 """
 
@@ -16,6 +19,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from supportdesk.agent.kb_data import knowledge_seed
 from threads import services
 from threads.models import AuthorKind, Priority, Responder, Role, Thread, ThreadStatus
 
@@ -27,17 +31,23 @@ AI_MODEL = "kb-bm25"
 
 
 class Command(BaseCommand):
-    help = "Create the demo agent, an admin user and a few demo threads (idempotent)."
+    help = (
+        "Create the demo agent, an admin user, the knowledge base and a few demo threads "
+        "(idempotent)."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.created: list[str] = []
         agent = self.ensure_demo_agent()
         self.ensure_admin()
+        articles = knowledge_seed()
+        if articles:
+            self.created.append(f"{articles} knowledge article(s)")
         demo_threads = [
-            ("demo-1", "Where is my order #10482?", self.seed_order_status),
-            ("demo-2", "Blender arrived damaged", self.seed_damaged_item),
-            ("demo-3", "Can't log in after resetting my password", self.seed_login_problem),
-            ("demo-4", "Update my billing address", self.seed_billing_address),
+            ("demo-1", "Returning hiking boots that don't fit", self.seed_boot_return),
+            ("demo-2", "Tent arrived with a broken pole", self.seed_damaged_tent),
+            ("demo-3", "Still waiting for my refund", self.seed_refund_timing),
+            ("demo-4", "How do I wash my down jacket?", self.seed_down_jacket_care),
             ("demo-5", "Do you ship to Canada?", self.seed_unanswered_question),
         ]
         threads_created = 0
@@ -127,94 +137,119 @@ class Command(BaseCommand):
             model=AI_MODEL,
         )
 
-    def seed_order_status(self, external_id: str, subject: str, agent: Any) -> None:
+    def seed_boot_return(self, external_id: str, subject: str, agent: Any) -> None:
         thread = self.open_thread(external_id, subject, "Maya Chen", "maya.chen@example.com")
         self.customer(
             thread,
-            "Hi, I ordered a pair of running shoes last Monday (order #10482) and the "
-            "tracking page hasn't changed in three days. Is it lost?",
+            "Hi! My Ridgeline hiking boots (order NW10482) arrived last week. I've only "
+            "tried them on at home, but they pinch at the toes. Can I still send them back?",
         )
         self.ai(
             thread,
-            "Sorry for the wait, Maya. Order #10482 left our warehouse on Tuesday and is "
-            "with the carrier. Tracking often pauses while a parcel is between depots; "
-            "the estimated delivery is this Friday. If it hasn't moved by Saturday, reply "
-            "here and we'll open a trace with the carrier.",
+            "Yes, Maya: you can return them within 30 days of delivery. Boots must only "
+            "have been tried on indoors and go back in their original box. Go to Account → "
+            "Orders, choose Return items, print the free prepaid label and drop the parcel "
+            "at any UPS location. If you'd rather have a bigger size, choose Exchange "
+            "instead: exchanges are free, and we ship the new pair as soon as the carrier "
+            "scans your return.",
         )
-        self.customer(thread, "Great, thanks for checking!")
-        self.ai(thread, "You're welcome! Enjoy the new shoes.")
+        self.customer(thread, "I'll exchange them for half a size up then. Thanks!")
+        self.ai(
+            thread,
+            "Good choice: half a size up usually fits best with thick hiking socks. Enjoy "
+            "the trail!",
+        )
         services.thread_set_status(thread=thread, status=ThreadStatus.RESOLVED)
 
-    def seed_damaged_item(self, external_id: str, subject: str, agent: Any) -> None:
+    def seed_damaged_tent(self, external_id: str, subject: str, agent: Any) -> None:
         thread = self.open_thread(external_id, subject, "Jordan Patel", "jordan.p@example.com")
         services.thread_update(thread=thread, priority=Priority.HIGH)
         self.customer(
             thread,
-            "My blender (order #10377) arrived with a cracked jug. I'd like a refund, not "
-            "a replacement.",
+            "My Summit 2 tent (order NW10377) arrived yesterday with one of the poles "
+            "snapped in two. We leave on a camping trip next Friday.",
         )
         self.ai(
             thread,
-            "I'm sorry it arrived damaged, Jordan. Could you send a photo of the crack and "
-            "of the shipping box? That lets us process the refund without a return.",
+            "I'm sorry it arrived damaged, Jordan. Please report it within 14 days of "
+            "delivery from Account → Orders → Report a problem, with photos of the pole "
+            "and of the shipping box. We then send a free replacement or a full refund, "
+            "whichever you prefer, and in most cases you don't need to send the tent back.",
         )
-        self.customer(thread, "Photos are uploaded to the order page. Box was crushed too.")
+        self.customer(
+            thread,
+            "Photos are uploaded; the box was crushed on one corner too. A replacement, "
+            "please: I need it before the trip.",
+        )
         services.system_notice_create(
             thread=thread, content="A member of our team will take it from here."
         )
         services.internal_note_create(
             thread=thread,
             user=agent,
-            content="Photos confirm transit damage. Full refund is within policy; no return "
-            "needed. Filing a carrier claim separately.",
+            content="Photos confirm transit damage. Replacement is within policy, no return "
+            "needed. Upgraded to expedited at no charge because of the trip; filing a "
+            "carrier claim separately.",
         )
         services.human_reply_create(
             thread=thread,
             user=agent,
-            content="Hi Jordan, I'm Alex. Thanks for the photos: I've issued a full refund of "
-            "$89.00 to your card, and you don't need to send the blender back. You should see "
-            "it within 3 to 5 business days.",
+            content="Hi Jordan, I'm Alex. Thanks for the photos. A replacement tent ships "
+            "today by expedited shipping at no cost to you, so it should arrive within 2–3 "
+            "business days, well before Friday. You don't need to send the damaged one "
+            "back; the tracking number is on its way by email.",
         )
         self.customer(thread, "That was quick, thank you Alex!")
 
-    def seed_login_problem(self, external_id: str, subject: str, agent: Any) -> None:
+    def seed_refund_timing(self, external_id: str, subject: str, agent: Any) -> None:
         thread = self.open_thread(external_id, subject, "Sam Okafor", "sam.okafor@example.com")
         self.customer(
             thread,
-            "I reset my password this morning but the app still says 'invalid credentials'.",
+            "I returned a rain jacket and UPS says it was delivered to you 8 days ago, but "
+            "I still haven't got my refund.",
         )
         self.ai(
             thread,
-            "Let's sort that out. Please sign out on every device, clear the app's cache, "
-            "and sign in with the new password. Reset links also expire after 30 minutes, "
-            "so if the reset page showed an error, request a fresh link.",
+            "Thanks for checking, Sam. We process a refund within 3 business days of the "
+            "return arriving at our warehouse and email you when it's done; your bank or "
+            "card issuer then takes 5–10 business days to show it on your statement. "
+            "Refunds always go back to the original payment method.",
         )
-        self.customer(thread, "Tried all of that. Still locked out.")
+        self.customer(thread, "I never got that email. Can someone check it actually arrived?")
         services.human_reply_create(
             thread=thread,
             user=agent,
-            content="Hi Sam, Alex here. Your account was locked after several failed "
-            "attempts; I've unlocked it. Please try once more with the new password.",
+            content="Hi Sam, Alex here. Your return for order NW10291 arrived safely, and "
+            "we refunded $129.00 to your Visa card 5 days ago. The confirmation went to an "
+            "old email address on the order, which I've now updated. Your bank should show "
+            "the refund within 5–10 business days of that date.",
         )
         services.thread_assign(
             thread=thread,
             responder=Responder.AI,
             assigned_by=agent,
-            reason="account unlocked; the AI can handle follow-ups",
+            reason="refund confirmed; the AI can handle follow-ups",
         )
-        self.customer(thread, "It works now, thanks.")
-        self.ai(thread, "Glad you're back in! Anything else I can help with?")
+        self.customer(thread, "That explains it, thanks.")
+        self.ai(thread, "Glad that's cleared up! Anything else I can help with?")
         services.thread_set_status(thread=thread, status=ThreadStatus.RESOLVED, actor=agent)
 
-    def seed_billing_address(self, external_id: str, subject: str, agent: Any) -> None:
+    def seed_down_jacket_care(self, external_id: str, subject: str, agent: Any) -> None:
         thread = self.open_thread(external_id, subject, "Lena Fischer", "lena.fischer@example.com")
-        self.customer(thread, "I moved. How do I change the billing address on my account?")
+        self.customer(
+            thread,
+            "My down jacket has gone flat after a winter of use. Can I put it in the "
+            "washing machine?",
+        )
         self.ai(
             thread,
-            "You can change it under Account → Billing → Address. The new address applies "
-            "from your next invoice; invoices already issued keep the old one.",
+            "Yes, and washing usually brings the loft back. Use a front-loading machine on "
+            "a gentle cycle at 30 °C (86 °F) with a down-specific wash, never regular "
+            "detergent or fabric softener. Tumble dry on low heat with two or three clean "
+            "tennis balls for 2–3 hours, until no clumps are left, and store it loosely in "
+            "a large breathable bag rather than compressed in its stuff sack.",
         )
-        self.customer(thread, "Done, found it. Thanks.")
+        self.customer(thread, "Worked like a charm, it's puffy again. Thanks!")
         services.thread_set_status(thread=thread, status=ThreadStatus.CLOSED, actor=agent)
 
     def seed_unanswered_question(self, external_id: str, subject: str, agent: Any) -> None:

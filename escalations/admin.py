@@ -1,0 +1,168 @@
+"""The supervisors' admin for escalations and the AI's questions to people.
+
+Both are view-only: every change goes through ``escalations.services``. The escalation
+changelist's actions call ``escalation_claim`` / ``escalation_resolve`` row by row, so a
+claim assigns the thread and every transition is broadcast, exactly as from the desk.
+They need the model's change permission (the ``work`` action permission below), even
+though the rows themselves are never edited in a form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
+from django.contrib.auth import get_permission_codename
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.text import Truncator
+
+from escalations import services
+from escalations.models import Escalation, HumanRequest
+from threads.admin import CONTENT_PREVIEW_CHARS, ReadOnlyAdminMixin
+from threads.exceptions import DomainError
+from threads.models import Responder
+
+
+@admin.register(Escalation)
+class EscalationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "thread",
+        "source",
+        "status",
+        "priority",
+        "claimed_by",
+        "created_at",
+        "confidence",
+    )
+    list_filter = ("status", "source", "priority")
+    search_fields = ("=thread__id", "reason")
+    list_select_related = ("thread", "claimed_by")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+    fieldsets = (
+        (None, {"fields": ("id", "thread", "source", "status", "priority", "reason")}),
+        ("What the AI had", {"fields": ("confidence", "ai_suggestion", "summary", "turn_id")}),
+        (
+            "Handling",
+            {
+                "fields": (
+                    "claimed_by",
+                    "claimed_at",
+                    "resolved_by",
+                    "resolved_at",
+                    "resolution_note",
+                    "created_at",
+                    "sla_due_at",
+                ),
+            },
+        ),
+    )
+    readonly_fields = flatten_fieldsets(fieldsets)
+    actions = ("claim", "resolve", "resolve_to_ai")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Escalation]:
+        return super().get_queryset(request).select_related("thread", "claimed_by", "resolved_by")
+
+    def has_work_permission(self, request: HttpRequest) -> bool:
+        # The rows are view-only, but working them is a change: it needs that permission.
+        codename = get_permission_codename("change", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+
+    @admin.action(description="Claim for me", permissions=["work"])
+    def claim(self, request: HttpRequest, queryset: QuerySet[Escalation]) -> None:
+        done = self._apply(
+            request,
+            queryset,
+            lambda escalation: services.escalation_claim(escalation=escalation, user=request.user),
+        )
+        self._report(request, f"Claimed {done} escalation(s).", done)
+
+    @admin.action(description="Resolve", permissions=["work"])
+    def resolve(self, request: HttpRequest, queryset: QuerySet[Escalation]) -> None:
+        done = self._apply(
+            request,
+            queryset,
+            lambda escalation: services.escalation_resolve(
+                escalation=escalation, user=request.user, note="Resolved in the admin."
+            ),
+        )
+        self._report(request, f"Resolved {done} escalation(s).", done)
+
+    @admin.action(description="Resolve and hand back to AI", permissions=["work"])
+    def resolve_to_ai(self, request: HttpRequest, queryset: QuerySet[Escalation]) -> None:
+        done = self._apply(
+            request,
+            queryset,
+            lambda escalation: services.escalation_resolve(
+                escalation=escalation,
+                user=request.user,
+                note="Resolved in the admin and handed back to the AI.",
+                responder=Responder.AI,
+            ),
+        )
+        self._report(
+            request, f"Resolved {done} escalation(s) and handed the thread(s) to the AI.", done
+        )
+
+    def _apply(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Escalation],
+        change: Callable[[Escalation], object],
+    ) -> int:
+        """Run ``change`` on each escalation; one refused row does not stop the others."""
+        done = 0
+        for escalation in queryset.select_related("thread").order_by("created_at"):
+            try:
+                change(escalation)
+            except DomainError as error:  # AlreadyClaimed, AlreadyResolved, …
+                self.message_user(
+                    request, f"Escalation of “{escalation.thread}”: {error.message}", messages.ERROR
+                )
+            else:
+                done += 1
+        return done
+
+    def _report(self, request: HttpRequest, text: str, done: int) -> None:
+        self.message_user(request, text, messages.SUCCESS if done else messages.WARNING)
+
+
+@admin.register(HumanRequest)
+class HumanRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "thread",
+        "question_preview",
+        "status",
+        "answered_by",
+        "created_at",
+        "expires_at",
+    )
+    list_filter = ("status",)
+    search_fields = ("=thread__id", "question", "answer")
+    list_select_related = ("thread", "answered_by")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+    fields = (
+        "id",
+        "thread",
+        "status",
+        "question",
+        "context",
+        "answer",
+        "answered_by",
+        "created_at",
+        "answered_at",
+        "expires_at",
+        "turn_id",
+        "tool_call_id",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[HumanRequest]:
+        return super().get_queryset(request).select_related("thread", "answered_by")
+
+    @admin.display(description="question")
+    def question_preview(self, obj: HumanRequest) -> str:
+        return Truncator(obj.question).chars(CONTENT_PREVIEW_CHARS)
