@@ -83,6 +83,9 @@ class ApprovalDraft(models.Model):
         indexes = [
             models.Index(fields=["status", "-created_at"], name="draft_status_idx"),
             models.Index(fields=["thread", "-created_at"], name="draft_thread_idx"),
+            # The desk list counts pending drafts per thread; leading with both equality
+            # columns lets SQLite (which has no statistics) pick this over draft_status_idx.
+            models.Index(fields=["thread", "status"], name="draft_thread_status_idx"),
             models.Index(fields=["status", "expires_at"], name="draft_expiry_idx"),
         ]
 
