@@ -60,6 +60,7 @@ class ApprovalDraft(models.Model):
         related_name="decided_drafts",
     )
     decided_at = models.DateTimeField(null=True, blank=True)
+    superseded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)
 

@@ -64,17 +64,21 @@ def approval_draft_create(
     return draft
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def approval_supersede_pending(*, thread: Thread, kind: str | None = None) -> int:
-    """Mark the thread's pending drafts superseded (a newer customer message arrived)."""
+    """Mark the thread's pending drafts superseded (a newer customer message arrived).
+
+    Runs on every customer message, nearly always with nothing pending: one UPDATE, and
+    the rows are read back (to announce them) only when it changed some.
+    """
     pending = ApprovalDraft.objects.filter(thread=thread, status=DraftStatus.PENDING)
     if kind is not None:
         pending = pending.filter(kind=kind)
-    drafts = list(pending)
-    count = pending.update(status=DraftStatus.SUPERSEDED)
-    for draft in drafts:
-        draft.status = DraftStatus.SUPERSEDED
-        _emit(draft, "approval.updated")
+    now = timezone.now()
+    count = pending.update(status=DraftStatus.SUPERSEDED, superseded_at=now)
+    if count:
+        for draft in ApprovalDraft.objects.filter(thread=thread, superseded_at=now):
+            _emit(draft, "approval.updated")
     return count
 
 

@@ -137,5 +137,8 @@ def sqlite_database(path: str) -> dict[str, object]:
                 "PRAGMA foreign_keys=ON;"
             ),
         },
+        # Persistent here too: closing the last connection makes SQLite checkpoint the WAL
+        # and sync, which doubled the message POST's latency at low concurrency.
+        "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 600, minimum=0),
         "TEST": {"NAME": _test_database_name(path)},
     }

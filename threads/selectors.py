@@ -13,10 +13,11 @@ from threads.tokens import token_matches
 
 def thread_get_for_customer(*, thread_id: Any, token: str) -> Thread | None:
     """The thread if ``token`` is its customer token, else None (callers answer 404)."""
-    thread = Thread.objects.select_related("customer", "assignee").filter(pk=thread_id).first()
-    if thread is None or not token_matches(token, thread.token_hash):
+    try:
+        thread = Thread.objects.select_related("customer", "assignee").get(pk=thread_id)
+    except Thread.DoesNotExist:
         return None
-    return thread
+    return thread if token_matches(token, thread.token_hash) else None
 
 
 # Apps above threads (escalations, approvals) add their per-thread data to the staff
