@@ -1,0 +1,238 @@
+"""Run every benchmark of bench/ and print their ratios against the targets.
+
+    python bench/run.py                 # SQLite (or PostgreSQL if DATABASE_URL is postgres://)
+    python bench/run.py --postgres      # PostgreSQL on the local server (database "bench*")
+    python bench/run.py --both --record # both, and append the figures to bench/README.md
+
+Each figure is a ratio of two things measured side by side in one run, so the noise of a
+shared machine cancels out; no absolute time is a pass or fail. The exit status is 0
+unless a benchmark could not run or a request failed (a figure below its target is
+reported, not failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import api
+import desk_list
+from benchlib import BENCH_DIR, DEFAULT_POSTGRES_URL, ROOT, Databases, log, postgres_url_from
+
+README = BENCH_DIR / "README.md"
+PAGE_SIZE = 50  # the desk list's default page
+
+
+def mark(ratio: float, target: float | None, higher_is_better: bool) -> str:
+    if target is None:
+        return "info"
+    ok = ratio >= target if higher_is_better else ratio <= target
+    return "PASS" if ok else "BELOW"
+
+
+def rows_of(outcome: dict[str, Any]) -> list[dict[str, Any]]:
+    """Flatten the benchmarks' outcomes into table rows."""
+    rows: list[dict[str, Any]] = []
+    db = outcome["database"]
+    for result in outcome.get("api", {}).get("results", []):
+        target = result["target"]
+        name = {
+            "message_post": "message POST / bare POST",
+            "staff_reply": "staff reply POST / bare POST",
+            "message_post_c1": "message POST / bare POST, 1 connection",
+        }[result["name"]]
+        rows.append(
+            {
+                "benchmark": name,
+                "database": db,
+                "ratio": result["median_ratio"],
+                "range": f"{result['min_ratio']:.2f}..{result['max_ratio']:.2f}",
+                "target": f"≥ {target}" if target is not None else "—",
+                "mark": mark(result["median_ratio"], target, True),
+                "detail": (
+                    f"{result['measured_rps']:.0f} vs {result['baseline_rps']:.0f} req/s, "
+                    f"p50 {result['measured_p50_ms']:.1f} vs {result['baseline_p50_ms']:.1f} ms, "
+                    f"{result['queries']} vs {result['baseline_queries']} queries"
+                    + (f", {result['errors']} errors" if result["errors"] else "")
+                ),
+            }
+        )
+    desk = outcome.get("desk_list", {})
+    sizes = "/".join(f"{n // 1000}k" for n in reversed(desk.get("sizes", {}).values()))
+    for result in desk.get("results", []):
+        # The acceptance: no unfiltered COUNT, no OFFSET deeper than one page.
+        sql_ok = not result["unfiltered_count"] and result["max_offset"] <= PAGE_SIZE
+        status = mark(result["median_ratio"], result["target"], False)
+        if not sql_ok:
+            status = "BELOW"
+        rows.append(
+            {
+                "benchmark": f"desk list {result['name']}: {sizes} time",
+                "database": db,
+                "ratio": result["median_ratio"],
+                "range": f"{result['min_ratio']:.2f}..{result['max_ratio']:.2f}",
+                "target": f"≤ {result['target']}",
+                "mark": status,
+                "detail": (
+                    f"p50 {result['p50_ms_large']:.1f} vs {result['p50_ms_small']:.1f} ms, "
+                    f"{result['queries']} queries, "
+                    f"OFFSET {result['max_offset'] or 'none'}, "
+                    + (
+                        "unfiltered COUNT"
+                        if result["unfiltered_count"]
+                        else "COUNT per thread only"
+                        if result["has_count"]
+                        else "no COUNT"
+                    )
+                    + (f", {result['errors']} errors" if result["errors"] else "")
+                ),
+            }
+        )
+    return rows
+
+
+COLUMNS = ["benchmark", "database", "ratio", "range", "target", "mark", "detail"]
+
+
+def table_text(rows: list[dict[str, Any]]) -> str:
+    cells = [[str(row[c]) if c != "ratio" else f"{row[c]:.2f}" for c in COLUMNS] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(COLUMNS)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(lines)
+
+
+def table_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in rows:
+        values = [str(row[c]) if c != "ratio" else f"**{row[c]:.2f}**" for c in COLUMNS]
+        lines.append("| " + " | ".join(values) + " |")
+    return "\n".join(lines)
+
+
+def source_version() -> str:
+    """The commit measured, marked when tracked files differ from it."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown commit"
+    return f"commit {commit}" + (" with local changes" if changed else "")
+
+
+def record(outcomes: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
+    tools = sorted({o[k]["tool"] for o in outcomes for k in ("api", "desk_list") if k in o})
+    heading = (
+        f"\n### {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC — "
+        f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, load: {', '.join(tools)}, "
+        f"gunicorn 2 sync workers, {source_version()}\n\n"
+    )
+    text = README.read_text() if README.exists() else "# Benchmarks\n"
+    README.write_text(text.rstrip("\n") + "\n" + heading + table_markdown(rows) + "\n")
+    log(f"recorded in {README.name}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--postgres", action="store_true", help="use local PostgreSQL")
+    parser.add_argument("--both", action="store_true", help="SQLite, then PostgreSQL")
+    parser.add_argument("--only", choices=["api", "desk_list"], help="run one benchmark")
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
+    parser.add_argument("--python-client", action="store_true", help="do not use wrk")
+    parser.add_argument("--record", action="store_true", help="append to bench/README.md")
+    parser.add_argument("--json", help="also write the raw results to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the bench databases")
+    args = parser.parse_args()
+
+    targets: list[str | None]
+    if args.both:
+        env_url = postgres_url_from(False)
+        targets = [None, env_url or DEFAULT_POSTGRES_URL]
+    else:
+        targets = [postgres_url_from(args.postgres)]
+    use_wrk = False if args.python_client else None
+    benchmarks: dict[str, Callable[[Databases], dict[str, Any]]] = {
+        "api": lambda dbs: api.run(
+            dbs,
+            rounds=3 if args.quick else 12,
+            seconds=2.0,
+            use_wrk=use_wrk,
+        ),
+        "desk_list": lambda dbs: desk_list.run(
+            dbs,
+            rounds=2 if args.quick else 8,
+            seconds=1.0,
+            large=20_000 if args.quick else 100_000,
+            use_wrk=use_wrk,
+        ),
+    }
+    if args.quick:
+        log("--quick: fewer rounds and 20k threads instead of 100k (not for the record)")
+    outcomes: list[dict[str, Any]] = []
+    failed = False
+    for postgres_url in targets:
+        databases = Databases(postgres_url)
+        outcome: dict[str, Any] = {"database": databases.kind}
+        try:
+            for name, bench in benchmarks.items():
+                if args.only and name != args.only:
+                    continue
+                started = time.monotonic()
+                try:
+                    outcome[name] = bench(databases)
+                except Exception as exc:
+                    failed = True
+                    log(f"{name} on {databases.kind} failed: {exc}")
+                    continue
+                log(f"{name} on {databases.kind} took {time.monotonic() - started:.0f}s")
+        finally:
+            databases.cleanup(keep=args.keep)
+        outcomes.append(outcome)
+
+    rows = [row for outcome in outcomes for row in rows_of(outcome)]
+    print()
+    print(table_text(rows))
+    errors = sum(
+        r["errors"]
+        for o in outcomes
+        for k in ("api", "desk_list")
+        for r in o.get(k, {}).get("results", [])
+    )
+    if errors:
+        failed = True
+        print(f"\n{errors} requests failed or had an unexpected status: figures are not valid.")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(outcomes, handle, indent=2)
+    if args.record and rows and not args.quick and not failed:
+        record(outcomes, rows)
+    elif args.record:
+        log("not recorded: --quick, a failed benchmark, or nothing measured")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,374 @@
+"""Bench data and query inspection, run by the bench in a subprocess with the server's
+environment (so it writes to the same dedicated database the server reads).
+
+    python bench/seed.py api --threads 1000 --replied 200  # through the services
+    python bench/seed.py bulk --threads 100000   # desk-list data, bulk inserted
+    python bench/seed.py inspect '<json spec>'   # queries of requests, via the test client
+
+Each command prints one JSON object as its last line of output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "supportdesk.settings")
+
+import django
+
+django.setup()
+
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.management.color import no_style  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django.utils import timezone  # noqa: E402
+from rest_framework.authtoken.models import Token  # noqa: E402
+
+from threads import services  # noqa: E402
+from threads.models import (  # noqa: E402
+    Assignment,
+    AuthorKind,
+    Customer,
+    Message,
+    Priority,
+    Responder,
+    Role,
+    Thread,
+    ThreadStatus,
+    Visibility,
+)
+from threads.tokens import token_hash  # noqa: E402
+
+STAFF_USERNAME = "bench-agent"
+
+
+def staff_token() -> tuple[Any, str]:
+    """An active staff user with a DRF token (what the desk and the bare endpoint use)."""
+    user, created = get_user_model().objects.get_or_create(
+        username=STAFF_USERNAME,
+        defaults={"first_name": "Bench", "last_name": "Agent", "is_staff": True},
+    )
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    token, _ = Token.objects.get_or_create(user=user)
+    return user, token.key
+
+
+def seed_api(count: int, replied: int) -> dict[str, Any]:
+    """``count`` + ``replied`` threads opened through ``thread_create`` with a first
+    customer message; the last ``replied`` also get a human reply (so they are owned by
+    the bench agent, the steady state of a thread an agent keeps answering)."""
+    user, key = staff_token()
+    started = time.perf_counter()
+    threads, owned = [], []
+    for index in range(count + replied):
+        thread, token = services.thread_create(
+            customer_name=f"Bench customer {index}",
+            customer_email=f"bench{index}@example.com",
+            subject=f"Bench thread {index}",
+            message="Hello, I have a question about my order.",
+        )
+        if index < count:
+            threads.append([str(thread.pk), token])
+        else:
+            services.human_reply_create(thread=thread, user=user, content="Happy to help.")
+            owned.append([str(thread.pk), token])
+    return {
+        "staff_token": key,
+        "threads": threads,
+        "replied": owned,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+STATUS_WEIGHTS = {
+    ThreadStatus.OPEN: 50,
+    ThreadStatus.WAITING_ON_HUMAN: 10,
+    ThreadStatus.RESOLVED: 30,
+    ThreadStatus.CLOSED: 10,
+}
+PRIORITY_WEIGHTS = {Priority.LOW: 20, Priority.NORMAL: 60, Priority.HIGH: 15, Priority.URGENT: 5}
+
+
+def insert_rows(model: Any, names: list[str], rows: list[tuple[Any, ...]]) -> None:
+    """INSERT ``rows`` (values already in database form) into ``model``'s table."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(model._meta.get_field(n).column) for n in names)
+    placeholders = ", ".join(["%s"] * len(names))
+    with connection.cursor() as cursor:
+        cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", rows)
+
+
+def seed_bulk(count: int, batch: int = 5000) -> dict[str, Any]:
+    """``count`` threads with a customer, an assignment row and one message each.
+
+    Bench data only: plain multi-row INSERTs into a fresh database (bypassing the
+    services and the ORM's per-value preparation, which would take a minute for 100k),
+    with activity times spread over 90 days in random insertion order, a realistic mix of
+    statuses, priorities and responders, and every timestamp distinct.
+    """
+    user, key = staff_token()
+    rng = random.Random(20240601)
+    ops = connection.ops
+    sqlite = connection.vendor == "sqlite"
+
+    def uid() -> Any:
+        value = uuid.UUID(int=rng.getrandbits(128), version=4)
+        return value.hex if sqlite else value
+
+    def when(value: Any) -> Any:
+        return ops.adapt_datetimefield_value(value)
+
+    now = timezone.now()
+    step_us = max(1, int(90 * 86400 * 1_000_000 / count))
+    order = list(range(count))
+    rng.shuffle(order)
+    statuses, status_w = zip(*STATUS_WEIGHTS.items(), strict=True)
+    priorities, priority_w = zip(*PRIORITY_WEIGHTS.items(), strict=True)
+    started = time.perf_counter()
+    by_status: dict[str, list[Any]] = {}
+    for start in range(0, count, batch):
+        customers, threads, assignments, messages = [], [], [], []
+        for n, i in enumerate(order[start : start + batch], start=start + 1):
+            updated = now - timedelta(microseconds=i * step_us)
+            created = when(updated - timedelta(minutes=rng.randint(1, 600)))
+            human = rng.random() < 0.2
+            thread_id = uid()
+            status = rng.choices(statuses, status_w)[0]
+            by_status.setdefault(status, []).append(thread_id)
+            customers.append((n, f"Customer {i}", f"customer{i}@example.com", "", created))
+            threads.append(
+                (
+                    thread_id,
+                    n,
+                    token_hash(f"bench-{i}"),
+                    f"Question {i} about an order",
+                    status,
+                    Responder.HUMAN if human else Responder.AI,
+                    user.pk if human else None,
+                    "auto",
+                    rng.choices(priorities, priority_w)[0],
+                    1,
+                    None,
+                    created,
+                    when(updated),
+                )
+            )
+            assignments.append((n, thread_id, Responder.AI, "thread created", created))
+            messages.append(
+                (
+                    uid(),
+                    thread_id,
+                    1,
+                    Role.USER,
+                    AuthorKind.CUSTOMER,
+                    f"Customer {i}",
+                    "Hello, where is my order?",
+                    Visibility.PUBLIC,
+                    "[]",
+                    created,
+                )
+            )
+        with transaction.atomic():
+            insert_rows(Customer, ["id", "name", "email", "external_id", "created_at"], customers)
+            insert_rows(
+                Thread,
+                [
+                    "id",
+                    "customer",
+                    "token_hash",
+                    "subject",
+                    "status",
+                    "responder",
+                    "assignee",
+                    "ai_mode",
+                    "priority",
+                    "last_seq",
+                    "sla_due_at",
+                    "created_at",
+                    "updated_at",
+                ],
+                threads,
+            )
+            insert_rows(
+                Assignment, ["id", "thread", "responder", "reason", "created_at"], assignments
+            )
+            insert_rows(
+                Message,
+                [
+                    "id",
+                    "thread",
+                    "seq",
+                    "role",
+                    "author_kind",
+                    "author_name",
+                    "content",
+                    "visibility",
+                    "tool_calls",
+                    "created_at",
+                ],
+                messages,
+            )
+    extras = seed_escalations(by_status, rng)
+    with connection.cursor() as cursor:
+        # Explicit ids were inserted: move the id sequences past them (PostgreSQL).
+        for sql in ops.sequence_reset_sql(no_style(), [Customer, Assignment]):
+            cursor.execute(sql)
+        if connection.vendor == "postgresql":
+            # Autovacuum would analyze the fresh tables soon after a bulk load; do it now
+            # so the planner sees the steady state rather than an empty-table estimate.
+            cursor.execute("ANALYZE")
+    return {
+        "staff_token": key,
+        "threads": count,
+        "extras": extras,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def seed_escalations(by_status: dict[str, list[Any]], rng: random.Random) -> dict[str, Any]:
+    """What the apps above threads keep per thread, in proportion, so that what they add
+    to the desk list is measured at scale too: an open escalation on every thread waiting
+    on a human, a pending question to a human on a fifth of those, and a resolved
+    escalation on 30 % of resolved threads.
+
+    Those apps are young: if their models do not take these rows, the desk list is
+    measured without them and the output says why.
+    """
+    from django.apps import apps
+
+    try:
+        escalation = apps.get_model("escalations", "Escalation")
+        human_request = apps.get_model("escalations", "HumanRequest")
+    except LookupError as exc:
+        return {"skipped": str(exc)}
+    waiting = by_status.get(ThreadStatus.WAITING_ON_HUMAN, [])
+    resolved = by_status.get(ThreadStatus.RESOLVED, [])
+    expires = timezone.now() + timedelta(hours=1)
+    counts = {"open_escalations": 0, "resolved_escalations": 0, "pending_human_requests": 0}
+    try:
+        with transaction.atomic():
+            rows = [
+                escalation(thread_id=t, source="classifier", reason="Bench", status="open")
+                for t in waiting
+            ]
+            rows += [
+                escalation(thread_id=t, source="classifier", reason="Bench", status="resolved")
+                for t in resolved
+                if rng.random() < 0.3
+            ]
+            escalation.objects.bulk_create(rows, batch_size=2000)
+            counts["open_escalations"] = len(waiting)
+            counts["resolved_escalations"] = len(rows) - len(waiting)
+            asked = [t for t in waiting if rng.random() < 0.2]
+            human_request.objects.bulk_create(
+                [
+                    human_request(
+                        thread_id=t,
+                        turn_id=uuid.UUID(int=rng.getrandbits(128), version=4),
+                        question="Can we refund this order?",
+                        tool_call_id="call_bench",
+                        status="pending",
+                        expires_at=expires,
+                    )
+                    for t in asked
+                ],
+                batch_size=2000,
+            )
+            counts["pending_human_requests"] = len(asked)
+    except Exception as exc:  # bench data only: report and measure without them
+        return {"skipped": f"{type(exc).__name__}: {exc}"[:300]}
+    return counts
+
+
+def explain(sql: str) -> list[str]:
+    prefix = "EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN "
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(prefix + sql)
+            rows = cursor.fetchall()
+    except Exception as exc:  # a plan is a diagnostic; never fail the bench for it
+        return [f"(no plan: {exc})"]
+    return [" ".join(str(col) for col in row) for row in rows]
+
+
+def inspect(spec: list[dict[str, Any]]) -> dict[str, Any]:
+    """Run each request of ``spec`` through the test client and capture its SQL.
+
+    ``spec`` items: ``{"name", "method", "path", "auth", "body"?, "explain"?}``. Reports
+    the status, the queries, their OFFSETs and COUNTs (any, and a top-level COUNT with no
+    WHERE, i.e. a paginator's total), and with ``explain`` the plans of its SELECTs.
+    """
+    client = Client()
+    out: dict[str, Any] = {}
+    for item in spec:
+        body = json.dumps(item["body"]) if item.get("body") is not None else None
+        extra = {"HTTP_AUTHORIZATION": item["auth"]}
+        with CaptureQueriesContext(connection) as captured:
+            if item["method"] == "GET":
+                response = client.get(item["path"], **extra)
+            else:
+                response = client.generic(
+                    item["method"], item["path"], body or "", "application/json", **extra
+                )
+        queries = [q["sql"] for q in captured.captured_queries]
+        upper = [q.upper() for q in queries]
+        offsets = [int(n) for q in upper for n in re.findall(r"\bOFFSET\s+(\d+)", q)]
+        selects = [q for q in queries if q.lstrip().upper().startswith("SELECT")]
+        plan: list[str] = []
+        if item.get("explain"):
+            # Every SELECT but the token lookup: the page, and what apps add to it.
+            for number, sql in enumerate(selects, start=1):
+                if '"authtoken_token"' not in sql.split(" WHERE ")[0]:
+                    plan += [f"[{number}] {line}" for line in explain(sql)]
+        out[item["name"]] = {
+            "status": response.status_code,
+            "queries": queries,
+            "has_offset": bool(offsets),
+            "max_offset": max(offsets, default=0),
+            "has_count": any("COUNT(" in q for q in upper),
+            # A paginator's total: a top-level COUNT over a table with no WHERE at all.
+            "unfiltered_count": any(
+                re.match(r"\s*SELECT\s+COUNT\(", q) and " WHERE " not in q for q in upper
+            ),
+            "plan": plan,
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    api = sub.add_parser("api")
+    api.add_argument("--threads", type=int, default=1000)
+    api.add_argument("--replied", type=int, default=200)
+    bulk = sub.add_parser("bulk")
+    bulk.add_argument("--threads", type=int, default=100_000)
+    insp = sub.add_parser("inspect")
+    insp.add_argument("spec", help="JSON list of requests")
+    args = parser.parse_args()
+    if args.command == "api":
+        result = seed_api(args.threads, args.replied)
+    elif args.command == "bulk":
+        result = seed_bulk(args.threads)
+    else:
+        result = inspect(json.loads(args.spec))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
