@@ -174,7 +174,8 @@ def build_messages(turn: AgentTurn, thread: Thread) -> list[dict[str, Any]]:
     )
     recent.reverse()
     messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT}]
-    if recent:
+    if len(recent) == window:
+        # Only a full window can have older history to summarise.
         summary = summary_update(thread, recent[0].seq)
         if summary.content:
             messages.append(

@@ -12,12 +12,16 @@ from __future__ import annotations
 import math
 import re
 import threading
+import time
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db.models import Count, Max
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from rank_bm25 import BM25Okapi
 
 from supportdesk.agent.kb_data import CATALOGUE_TEXT
@@ -214,20 +218,36 @@ _lock = threading.Lock()
 _index: _Index | None = None
 
 
+RECHECK_SECONDS = 1.0
+_checked_at = 0.0
+
+
 def clear_cache() -> None:
     global _index
     with _lock:
         _index = None
 
 
+@receiver([post_save, post_delete], sender=KnowledgeArticle)
+def _article_changed(**kwargs: Any) -> None:
+    clear_cache()
+
+
 def _current_index() -> _Index:
-    global _index
+    global _index, _checked_at
+    now = time.monotonic()
+    with _lock:
+        # Edits in this process clear the cache at once (signals below); other processes
+        # (the workers) notice within RECHECK_SECONDS, without a query on every search.
+        if _index is not None and now - _checked_at < RECHECK_SECONDS:
+            return _index
     published = KnowledgeArticle.objects.filter(is_published=True)
     # The key is read before the articles: a change racing with the build makes the next
     # search rebuild again, never keeps a stale index.
     stats = published.aggregate(n=Count("pk"), latest=Max("updated_at"))
     key: tuple[int, datetime | None] = (stats["n"], stats["latest"])
     with _lock:
+        _checked_at = now
         if _index is not None and _index.key == key:
             return _index
     articles = list(published.only("id", "slug", "title", "body", "tags").order_by("pk"))

@@ -365,9 +365,10 @@ def _ai_message(
 # --- the turn ------------------------------------------------------------------------
 
 
-def turn_run(turn_id: Any, *, worker_id: str = "inline") -> AgentTurn | None:
-    """Run one queued turn to its outcome (or to a wait on a human). Returns the turn,
-    or None when it was not claimable (already running elsewhere, or finished)."""
+def turn_run(turn_id: Any, *, worker_id: str = "inline", refresh: bool = True) -> AgentTurn | None:
+    """Run one queued turn to its outcome (or to a wait on a human). Returns the turn
+    (re-read unless ``refresh`` is off), or None when it was not claimable (already
+    running elsewhere, or finished)."""
     lease = turn_claim(turn_id, worker_id)
     if lease is None:
         return None
@@ -379,7 +380,8 @@ def turn_run(turn_id: Any, *, worker_id: str = "inline") -> AgentTurn | None:
     except Exception as exc:
         logger.exception("turn %s failed", turn_id)
         _after_crash(lease, turn, exc)
-    turn.refresh_from_db()
+    if refresh:
+        turn.refresh_from_db()
     return turn
 
 
@@ -405,7 +407,7 @@ def _after_crash(lease: Lease, turn: AgentTurn, exc: Exception) -> None:
 
 
 def _execute(lease: Lease, turn: AgentTurn) -> None:
-    thread = Thread.objects.select_related("customer").get(pk=turn.thread_id)
+    thread = turn.thread  # read with the turn, right after the claim
     trigger = turn.trigger_message
     if trigger is not None:
         newer = Message.objects.filter(
@@ -481,9 +483,16 @@ def _ai_loop(lease: Lease, turn: AgentTurn, thread: Thread, *, copilot: bool = F
     assert provider is not None
     invalid_answers = 0
     tool_specs = agent_context.COPILOT_TOOLS if copilot else agent_context.TOOLS
+    first_step = True
     while turn.steps < settings.SUPPORTDESK_MAX_STEPS:
-        _renew(lease)
-        thread.refresh_from_db(fields=["responder", "assignee", "status", "ai_mode", "last_seq"])
+        if not first_step:
+            # The claim just set the lease and read the thread; later steps renew and
+            # look again (a human may have taken over while the model was thinking).
+            _renew(lease)
+            thread.refresh_from_db(
+                fields=["responder", "assignee", "status", "ai_mode", "last_seq"]
+            )
+        first_step = False
         if thread.status == ThreadStatus.CLOSED:
             _stand_down(lease, "the thread was closed")
             return

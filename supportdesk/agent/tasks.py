@@ -10,8 +10,8 @@ def run_turn(turn_id: str) -> str:
     """Run one AgentTurn. Safe to run twice: the claim lets only one run proceed."""
     from supportdesk.agent.runner import turn_run
 
-    turn = turn_run(turn_id, worker_id=_worker_id())
-    return turn.outcome if turn is not None else "not claimed"
+    turn = turn_run(turn_id, worker_id=_worker_id(), refresh=False)
+    return "ran" if turn is not None else "not claimed"
 
 
 def _worker_id() -> str:

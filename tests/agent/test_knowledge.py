@@ -243,12 +243,23 @@ def test_it_sees_a_new_article_at_the_next_search(kb: None) -> None:
     assert knowledge.search("kayak rental")[0].slug == "kayak-rental"
 
 
-def test_it_checks_for_changes_with_one_query_per_search(
-    kb: None, django_assert_num_queries: Any
+def test_it_rechecks_for_changes_with_one_query_after_a_while(
+    kb: None, django_assert_num_queries: Any, monkeypatch: Any
 ) -> None:
     knowledge.search("gift card balance")
+    with django_assert_num_queries(0):
+        knowledge.search("gift card balance")
+    monkeypatch.setattr(knowledge, "RECHECK_SECONDS", 0.0)
     with django_assert_num_queries(1):
         knowledge.search("gift card balance")
+
+
+def test_it_rebuilds_at_once_after_an_edit_in_this_process(kb: None) -> None:
+    article = KnowledgeArticle.objects.get(slug="gift-cards")
+    knowledge.search("gift card balance")
+    article.body = "Zebra stripes are recorded on the llama ledger."
+    article.save()
+    assert [hit.slug for hit in knowledge.search("llama ledger zebra")][:1] == ["gift-cards"]
 
 
 def test_it_finds_the_only_article_of_a_tiny_knowledge_base(db: Any) -> None:
