@@ -186,12 +186,18 @@ def migrate(database: Database) -> None:
     )
 
 
-def run_seed(database: Database, *args: str, timeout: float = 600) -> dict[str, Any]:
-    """Run ``bench/seed.py`` with the server's environment; its last stdout line is JSON."""
+def run_seed(
+    database: Database,
+    *args: str,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run ``bench/seed.py`` with the server's environment (or ``env``); its last stdout
+    line is JSON."""
     result = subprocess.run(
         [PYTHON, str(BENCH_DIR / "seed.py"), *args],
         cwd=ROOT,
-        env=server_env(database),
+        env=env if env is not None else server_env(database),
         check=False,
         timeout=timeout,
         capture_output=True,
@@ -202,6 +208,30 @@ def run_seed(database: Database, *args: str, timeout: float = 600) -> dict[str, 
         raise RuntimeError(f"bench/seed.py {' '.join(args)} failed ({result.returncode})")
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     return dict(json.loads(lines[-1]))
+
+
+# --- CPU accounting (Linux /proc; None elsewhere) -------------------------------------
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def machine_cpu_seconds() -> tuple[float, float] | None:
+    """(busy, total) CPU seconds of the whole machine since boot, over all cores."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    total = sum(values[:8])
+    return (total - idle) / tick, total / tick
 
 
 # --- The server --------------------------------------------------------------------
@@ -285,8 +315,9 @@ class Gunicorn:
             if time.monotonic() > deadline:
                 break
             time.sleep(0.2)
+        tail = self.log_tail()  # stop() deletes the log
         self.stop()
-        raise RuntimeError(f"gunicorn did not start; log:\n{self.log_tail()}")
+        raise RuntimeError(f"gunicorn did not start; log:\n{tail}")
 
     def log_tail(self, chars: int = 4000) -> str:
         try:
@@ -312,6 +343,128 @@ class Gunicorn:
     def __enter__(self) -> Gunicorn:
         self.start()
         return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Service:
+    """A long-running helper process of the bench (a model server, ``runserver``, an AI
+    worker): the leader of its own session, so ``stop()`` ends exactly it and its
+    children. Its output goes to a temp log file, except that with ``pipe_stdout`` the
+    first stdout line can be read (``first_line``)."""
+
+    def __init__(
+        self,
+        name: str,
+        command: Sequence[str],
+        env: dict[str, str],
+        *,
+        pipe_stdout: bool = False,
+    ) -> None:
+        self.name = name
+        self.command = list(command)
+        self.env = env
+        self.pipe_stdout = pipe_stdout
+        self.logfile = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
+            prefix=f"supportdesk-bench-{name}-", suffix=".log", delete=False
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Service:
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE if self.pipe_stdout else self.logfile,
+            stderr=self.logfile if self.pipe_stdout else subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def first_line(self, timeout: float = 30.0) -> str:
+        """The first line the process writes to stdout (``pipe_stdout`` only)."""
+        import select
+
+        assert self.process is not None and self.process.stdout is not None
+        stream = self.process.stdout
+        buffer = b""
+        deadline = time.monotonic() + timeout
+        for _ in range(int(timeout / 0.05) + 2):
+            if b"\n" in buffer:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0 or self.process.poll() is not None:
+                break
+            ready, _, _ = select.select([stream], [], [], min(left, 0.5))
+            if ready:
+                chunk = os.read(stream.fileno(), 4096)
+                if not chunk:
+                    break
+                buffer += chunk
+        if b"\n" not in buffer:
+            tail = self.log_tail()
+            self.stop()
+            raise RuntimeError(f"{self.name} printed no line; log:\n{tail}")
+        return buffer.split(b"\n", 1)[0].decode().strip()
+
+    def wait_for_log(self, text: str, timeout: float = 60.0) -> float:
+        """Wait until ``text`` appears in the log; returns the seconds waited."""
+        started = time.monotonic()
+        for _ in range(int(timeout / 0.05) + 1):
+            if text in self.log_tail(100_000):
+                return time.monotonic() - started
+            if self.process is None or self.process.poll() is not None:
+                break
+            if time.monotonic() - started > timeout:
+                break
+            time.sleep(0.05)
+        tail = self.log_tail()
+        self.stop()
+        raise RuntimeError(f"{self.name}: no {text!r} in its output; log:\n{tail}")
+
+    def wait_for_http(self, port: int, timeout: float = 60.0) -> float:
+        """Wait until the process answers HTTP on ``port`` (any status)."""
+        started = time.monotonic()
+        for _ in range(int(timeout / 0.1) + 1):
+            if self.process is None or self.process.poll() is not None:
+                break
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                request(port, "GET", "/healthz", timeout=2.0)
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout:
+                break
+            time.sleep(0.1)
+        tail = self.log_tail()
+        self.stop()
+        raise RuntimeError(f"{self.name} did not answer on port {port}; log:\n{tail}")
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return Path(self.logfile.name).read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        process = self.process
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        if process is not None and process.stdout is not None:
+            process.stdout.close()
+        if not self.logfile.closed:
+            self.logfile.close()
+        with contextlib.suppress(FileNotFoundError):
+            Path(self.logfile.name).unlink()
+
+    def __enter__(self) -> Service:
+        return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

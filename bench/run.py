@@ -3,6 +3,7 @@
     python bench/run.py                 # SQLite (or PostgreSQL if DATABASE_URL is postgres://)
     python bench/run.py --postgres      # PostgreSQL on the local server (database "bench*")
     python bench/run.py --both --record # both, and append the figures to bench/README.md
+    python bench/run.py --both --only turns --record   # the AI turns benchmark alone
 
 Each figure is a ratio of two things measured side by side in one run, so the noise of a
 shared machine cancels out; no absolute time is a pass or fail. The exit status is 0
@@ -24,6 +25,7 @@ from typing import Any
 
 import api
 import desk_list
+import turns
 from benchlib import BENCH_DIR, DEFAULT_POSTGRES_URL, ROOT, Databases, log, postgres_url_from
 
 README = BENCH_DIR / "README.md"
@@ -35,6 +37,24 @@ def mark(ratio: float, target: float | None, higher_is_better: bool) -> str:
         return "info"
     ok = ratio >= target if higher_is_better else ratio <= target
     return "PASS" if ok else "BELOW"
+
+
+def mark_bounds(ratio: float, low: float | None, high: float | None) -> str:
+    """PASS within [low, high] (either bound may be open), info when there is none."""
+    if low is None and high is None:
+        return "info"
+    ok = (low is None or ratio >= low) and (high is None or ratio <= high)
+    return "PASS" if ok else "BELOW"
+
+
+def bounds_text(low: float | None, high: float | None) -> str:
+    if low is not None and high is not None:
+        return f"{low}..{high}"
+    if low is not None:
+        return f"≥ {low}"
+    if high is not None:
+        return f"≤ {high}"
+    return "—"
 
 
 def rows_of(outcome: dict[str, Any]) -> list[dict[str, Any]]:
@@ -95,6 +115,19 @@ def rows_of(outcome: dict[str, Any]) -> list[dict[str, Any]]:
                 ),
             }
         )
+    for result in outcome.get("turns", {}).get("results", []):
+        single = result["min_ratio"] == result["max_ratio"]
+        rows.append(
+            {
+                "benchmark": result["label"],
+                "database": db,
+                "ratio": result["median_ratio"],
+                "range": "—" if single else f"{result['min_ratio']:.2f}..{result['max_ratio']:.2f}",
+                "target": bounds_text(result["low"], result["high"]),
+                "mark": mark_bounds(result["median_ratio"], result["low"], result["high"]),
+                "detail": result["detail"],
+            }
+        )
     return rows
 
 
@@ -144,11 +177,13 @@ def source_version() -> str:
 
 def record(outcomes: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
     tools = sorted({o[k]["tool"] for o in outcomes for k in ("api", "desk_list") if k in o})
+    setups = [f"load: {', '.join(tools)}, gunicorn 2 sync workers"] if tools else []
+    if any("turns" in o for o in outcomes):
+        setups.append("AI turns: scripted model server, daphne runserver and agent_worker")
     heading = (
         f"\n### {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC — "
         f"{platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, load: {', '.join(tools)}, "
-        f"gunicorn 2 sync workers, {source_version()}\n\n"
+        f"Python {platform.python_version()}, {', '.join(setups)}, {source_version()}\n\n"
     )
     text = README.read_text() if README.exists() else "# Benchmarks\n"
     README.write_text(text.rstrip("\n") + "\n" + heading + table_markdown(rows) + "\n")
@@ -159,7 +194,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--postgres", action="store_true", help="use local PostgreSQL")
     parser.add_argument("--both", action="store_true", help="SQLite, then PostgreSQL")
-    parser.add_argument("--only", choices=["api", "desk_list"], help="run one benchmark")
+    parser.add_argument("--only", choices=["api", "desk_list", "turns"], help="run one benchmark")
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
     parser.add_argument("--python-client", action="store_true", help="do not use wrk")
     parser.add_argument("--record", action="store_true", help="append to bench/README.md")
@@ -188,9 +223,13 @@ def main() -> int:
             large=20_000 if args.quick else 100_000,
             use_wrk=use_wrk,
         ),
+        "turns": lambda dbs: turns.run(dbs, quick=args.quick),
     }
     if args.quick:
-        log("--quick: fewer rounds and 20k threads instead of 100k (not for the record)")
+        log(
+            "--quick: fewer rounds, 20k threads instead of 100k, 200 AI turns instead of "
+            "1 000 (not for the record)"
+        )
     outcomes: list[dict[str, Any]] = []
     failed = False
     for postgres_url in targets:
@@ -218,7 +257,7 @@ def main() -> int:
     errors = sum(
         r["errors"]
         for o in outcomes
-        for k in ("api", "desk_list")
+        for k in ("api", "desk_list", "turns")
         for r in o.get(k, {}).get("results", [])
     )
     if errors:

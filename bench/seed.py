@@ -4,6 +4,12 @@ environment (so it writes to the same dedicated database the server reads).
     python bench/seed.py api --threads 1000 --replied 200  # through the services
     python bench/seed.py bulk --threads 100000   # desk-list data, bulk inserted
     python bench/seed.py inspect '<json spec>'   # queries of requests, via the test client
+    python bench/seed.py turns-setup             # the help centre (as make run), table names
+    python bench/seed.py turns-queue --threads 1000 --baseline 100  # 1 000 queued AI turns
+    python bench/seed.py message-rate --calls 1000   # timed plain message_create calls
+    python bench/seed.py turns-stats             # what the AI workers did (after a drain)
+    python bench/seed.py turn-times              # per-turn timestamps (latency breakdown)
+    python bench/seed.py conversation --messages 500 --marks 10,500  # prompt tokens
 
 Each command prints one JSON object as its last line of output.
 """
@@ -350,6 +356,236 @@ def inspect(spec: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# --- AI turns (bench/turns.py) ------------------------------------------------------
+
+BASELINE_SUBJECT = "Bench message_create baseline"
+# Customer questions of a bench conversation, in rotation. Five of them, so that the
+# messages that trigger the turns at message 10 and at message 500 (seq 9 and 499, both
+# the fifth question) are the same text: the two prompts differ only by the history.
+QUESTIONS = [
+    "Hi, I ordered a tent last week and it has not arrived yet. Where is my order #4711?",
+    "The tracking page has not changed for three days. Is the parcel lost somewhere?",
+    "If it does not arrive by Friday, can I return the tent and get my money back?",
+    "How long does a refund take once you receive the return at your warehouse?",
+    "Do you also ship to Canada, and how much does express shipping cost there?",
+]
+REPLY_TEXT = (
+    "You said: Hi, I ordered a tent last week and it has not arrived yet. Where is my order #4711?"
+)
+
+
+def _epoch(value: Any) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+def turns_setup() -> dict[str, Any]:
+    """The help centre, as ``make run`` seeds it (the model's context includes excerpts of
+    it), and the names the bench's direct database polls need."""
+    from supportdesk.agent.kb_data import knowledge_seed
+    from supportdesk.agent.models import AgentTurn
+
+    articles = knowledge_seed()
+    return {
+        "articles": articles,
+        "turn_table": AgentTurn._meta.db_table,
+        "message_table": Message._meta.db_table,
+        "uuid_hex": connection.vendor == "sqlite",  # UUIDs are char(32) hex on SQLite
+    }
+
+
+def turns_queue(count: int, baseline: int) -> dict[str, Any]:
+    """``count`` threads, each with one customer message through
+    ``customer_message_create`` (which queues its AI turn: the AgentTurn and its task row
+    commit with the message), and ``baseline`` threads without messages for the
+    ``message_create`` baseline. No worker runs meanwhile."""
+    from supportdesk.agent.models import AgentTurn
+
+    setup = turns_setup()
+    started = time.perf_counter()
+    for index in range(count):
+        thread, _ = services.thread_create(
+            customer_name=f"Bench customer {index}",
+            customer_email=f"bench{index}@example.com",
+            subject=f"Bench turn {index}",
+        )
+        services.customer_message_create(thread=thread, content=QUESTIONS[index % 5])
+    queued_seconds = time.perf_counter() - started
+    for index in range(baseline):
+        services.thread_create(customer_name=f"Baseline {index}", subject=BASELINE_SUBJECT)
+    return {
+        **setup,
+        "threads": count,
+        "queued_turns": AgentTurn.objects.filter(status="queued").count(),
+        "queue_seconds": queued_seconds,
+    }
+
+
+def message_rate(calls: int) -> dict[str, Any]:
+    """Time ``calls`` plain ``message_create`` calls of an AI-sized assistant message,
+    each its own transaction, rotating over the baseline threads."""
+    threads = list(Thread.objects.filter(subject=BASELINE_SUBJECT).order_by("created_at"))
+    if not threads:
+        raise SystemExit("no baseline threads: run turns-queue first")
+    with CaptureQueriesContext(connection) as captured:
+        services.message_create(
+            thread=threads[0],
+            role=Role.ASSISTANT,
+            author_kind=AuthorKind.AI,
+            content=REPLY_TEXT,
+            provider="openai",
+            model="gpt-test",
+            usage={"prompt_tokens": 400, "completion_tokens": 30},
+        )
+    started = time.perf_counter()
+    for index in range(calls):
+        services.message_create(
+            thread=threads[index % len(threads)],
+            role=Role.ASSISTANT,
+            author_kind=AuthorKind.AI,
+            content=REPLY_TEXT,
+            provider="openai",
+            model="gpt-test",
+            usage={"prompt_tokens": 400, "completion_tokens": 30},
+        )
+    seconds = time.perf_counter() - started
+    return {
+        "calls": calls,
+        "seconds": seconds,
+        "rate": calls / seconds,
+        "queries": [q["sql"] for q in captured.captured_queries],
+    }
+
+
+def turns_stats() -> dict[str, Any]:
+    """What the workers did: turns by status and outcome, the span from the first claim
+    to the last finish, the model calls and the task rows."""
+    from django.db.models import Avg, Count, Max, Min
+
+    from supportdesk.agent.models import AgentTurn, ModelCall
+
+    turns = AgentTurn.objects.all()
+    span = turns.aggregate(
+        first_created=Min("created_at"),
+        first_started=Min("started_at"),
+        last_finished=Max("finished_at"),
+    )
+    calls = ModelCall.objects.aggregate(
+        count=Count("id"), latency_ms=Avg("latency_ms"), prompt_tokens=Avg("prompt_tokens")
+    )
+    tasks: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        from django_tasks_db.models import DBTaskResult
+
+        cursor.execute(
+            f"SELECT status, COUNT(*) FROM {connection.ops.quote_name(DBTaskResult._meta.db_table)}"
+            " GROUP BY status"
+        )
+        tasks = {str(status): int(n) for status, n in cursor.fetchall()}
+    workers: dict[str, int] = {}
+    for owner, n in turns.values_list("lease_owner").annotate(n=Count("id")).order_by():
+        worker = owner.rsplit(":", 1)[0] if owner else ""
+        workers[worker] = workers.get(worker, 0) + n
+    return {
+        "by_status": {
+            s: n for s, n in turns.values_list("status").annotate(n=Count("id")).order_by()
+        },
+        "by_outcome": {
+            o or "-": n for o, n in turns.values_list("outcome").annotate(n=Count("id")).order_by()
+        },
+        "first_created": _epoch(span["first_created"]),
+        "first_started": _epoch(span["first_started"]),
+        "last_finished": _epoch(span["last_finished"]),
+        "model_calls": calls["count"],
+        "model_latency_ms": float(calls["latency_ms"] or 0),
+        "prompt_tokens": float(calls["prompt_tokens"] or 0),
+        "tasks": tasks,
+        "turns_per_worker": workers,
+        "attempts_over_1": turns.filter(attempts__gt=1).count(),
+    }
+
+
+def turn_times() -> dict[str, Any]:
+    """Per thread, the timestamps of its first reply turn (epoch seconds): trigger
+    message stored, turn created, claimed, model call start and end, reply stored."""
+    from supportdesk.agent.models import AgentTurn, ModelCall
+
+    out: dict[str, Any] = {}
+    turns = AgentTurn.objects.select_related("trigger_message", "outcome_message").order_by(
+        "created_at"
+    )
+    calls: dict[Any, list[Any]] = {}
+    for call in ModelCall.objects.order_by("created_at"):
+        calls.setdefault(call.turn_id, []).append(call)
+    for turn in turns:
+        key = str(turn.thread_id)
+        if key in out:
+            continue
+        reply_calls = [c for c in calls.get(turn.pk, []) if c.purpose == "reply"]
+        first, last = (reply_calls[0], reply_calls[-1]) if reply_calls else (None, None)
+        out[key] = {
+            "status": turn.status,
+            "outcome": turn.outcome,
+            "message": _epoch(turn.trigger_message.created_at) if turn.trigger_message else None,
+            "created": _epoch(turn.created_at),
+            "started": _epoch(turn.started_at),
+            "model_start": (first.created_at.timestamp() - first.latency_ms / 1000)
+            if first
+            else None,
+            "model_end": _epoch(last.created_at) if last else None,
+            "model_ms": sum(c.latency_ms for c in reply_calls),
+            "model_calls": len(calls.get(turn.pk, [])),
+            "reply": _epoch(turn.outcome_message.created_at) if turn.outcome_message else None,
+            "finished": _epoch(turn.finished_at),
+        }
+    return {"turns": out}
+
+
+def conversation(messages: int, marks: list[int]) -> dict[str, Any]:
+    """One thread grown to ``messages`` messages: each customer message (odd seq) is
+    answered by its AI turn, run inline here against the model server of
+    OPENAI_BASE_URL, as a worker would run it (the turn's task row stays queued: no worker
+    runs). For the turns whose reply is message ``m`` in ``marks``, reports the prompt
+    tokens of their model calls (the ModelCall rows, i.e. the server's usage) and the SQL
+    statements the turn ran."""
+    from supportdesk.agent.models import AgentTurn, ModelCall
+    from supportdesk.agent.runner import turn_run
+
+    turns_setup()
+    thread, _ = services.thread_create(
+        customer_name="Bench long conversation", subject="Bench long conversation"
+    )
+    at: dict[int, dict[str, Any]] = {}
+    started = time.perf_counter()
+    for number in range(1, messages // 2 + 1):
+        message = services.customer_message_create(
+            thread=thread, content=QUESTIONS[(number - 1) % len(QUESTIONS)]
+        )
+        turn = AgentTurn.objects.get(trigger_message=message)
+        with CaptureQueriesContext(connection) as captured:
+            turn_run(turn.pk, worker_id="bench-inline")
+        turn.refresh_from_db()
+        reply_seq = turn.outcome_message.seq if turn.outcome_message is not None else None
+        if turn.outcome != "reply" or reply_seq != message.seq + 1:
+            raise SystemExit(
+                f"turn for message {message.seq} ended {turn.outcome!r} "
+                f"(reply seq {reply_seq}); the bench expects a reply"
+            )
+        if reply_seq in marks:
+            calls = list(ModelCall.objects.filter(turn=turn).order_by("created_at"))
+            at[reply_seq] = {
+                "prompt_tokens": sum(c.prompt_tokens for c in calls),
+                "completion_tokens": sum(c.completion_tokens for c in calls),
+                "model_calls": len(calls),
+                "queries": len(captured.captured_queries),
+                "sql": [q["sql"][:200] for q in captured.captured_queries],
+            }
+    return {
+        "messages": Message.objects.filter(thread=thread).count(),
+        "seconds": time.perf_counter() - started,
+        "at": {str(k): v for k, v in sorted(at.items())},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -360,11 +596,35 @@ def main() -> None:
     bulk.add_argument("--threads", type=int, default=100_000)
     insp = sub.add_parser("inspect")
     insp.add_argument("spec", help="JSON list of requests")
+    sub.add_parser("turns-setup")
+    queue = sub.add_parser("turns-queue")
+    queue.add_argument("--threads", type=int, default=1000)
+    queue.add_argument("--baseline", type=int, default=100)
+    rate = sub.add_parser("message-rate")
+    rate.add_argument("--calls", type=int, default=1000)
+    sub.add_parser("turns-stats")
+    sub.add_parser("turn-times")
+    talk = sub.add_parser("conversation")
+    talk.add_argument("--messages", type=int, default=500)
+    talk.add_argument("--marks", default="10,500")
     args = parser.parse_args()
     if args.command == "api":
         result = seed_api(args.threads, args.replied)
     elif args.command == "bulk":
         result = seed_bulk(args.threads)
+    elif args.command == "turns-setup":
+        result = turns_setup()
+    elif args.command == "turns-queue":
+        result = turns_queue(args.threads, args.baseline)
+    elif args.command == "message-rate":
+        result = message_rate(args.calls)
+    elif args.command == "turns-stats":
+        result = turns_stats()
+    elif args.command == "turn-times":
+        result = turn_times()
+    elif args.command == "conversation":
+        marks = sorted({int(mark) for mark in args.marks.split(",") if mark.strip()})
+        result = conversation(args.messages, marks)
     else:
         result = inspect(json.loads(args.spec))
     print(json.dumps(result))
