@@ -6,7 +6,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format fuzz bench clean
+.PHONY: install run serve-prod test lint format fuzz bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,10 +21,34 @@ install: $(STAMP)
 run: install
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py seed_demo
-	@# The AI worker runs beside the server and stops with it.
-	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py agent_worker & worker=$$!; \
-	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
-	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
+	@# The AI worker runs beside the server and stops with it. Without REDIS_URL the
+	@# in-memory channel layer reaches this process's sockets only, so the worker runs
+	@# inside the server process (supportdesk/embedded_worker.py) for live AI replies.
+	@if [ -n "$$REDIS_URL" ]; then \
+	  DEBUG=$${DEBUG:-1} $(BIN)/python manage.py agent_worker & worker=$$!; \
+	  trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	  DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runserver --noreload $(HOST):$(PORT); \
+	else \
+	  DEBUG=$${DEBUG:-1} SUPPORTDESK_EMBEDDED_WORKER=1 \
+	    $(BIN)/python manage.py runserver --noreload $(HOST):$(PORT); \
+	fi
+
+# Production-style serving (README "Production serving"): gunicorn for HTTP, uvicorn for
+# /ws/ only, and the AI worker, sharing events through Redis; a reverse proxy in front
+# sends /ws/ to $(WS_PORT) and the rest to $(HTTP_PORT).
+HTTP_PORT ?= 8001
+WS_PORT ?= 8002
+WEB_WORKERS ?= 4
+serve-prod: install
+	@test -n "$$REDIS_URL" || { echo "serve-prod needs REDIS_URL: its processes share events through Redis"; exit 1; }
+	@test -n "$$SECRET_KEY" || { echo "serve-prod needs SECRET_KEY"; exit 1; }
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py agent_worker & worker=$$!; \
+	$(BIN)/uvicorn supportdesk.asgi:application --host $(HOST) --port $(WS_PORT) \
+	  --proxy-headers --no-access-log --ws-max-size 1048576 & ws=$$!; \
+	trap 'kill $$worker $$ws 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/gunicorn supportdesk.wsgi:application --workers $(WEB_WORKERS) \
+	  --bind $(HOST):$(HTTP_PORT)
 
 test: install
 	SECRET_KEY=$${SECRET_KEY:-insecure-test-key} $(BIN)/python -m pytest $(PYTEST_ARGS)

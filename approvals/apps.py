@@ -8,6 +8,7 @@ class ApprovalsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from approvals import selectors
+        from approvals import realtime, selectors
 
         selectors.install_thread_hooks()
+        realtime.register()

@@ -25,7 +25,9 @@ from typing import Any
 
 import api
 import desk_list
+import ops
 import turns
+import ws
 from benchlib import BENCH_DIR, DEFAULT_POSTGRES_URL, ROOT, Databases, log, postgres_url_from
 
 README = BENCH_DIR / "README.md"
@@ -128,6 +130,8 @@ def rows_of(outcome: dict[str, Any]) -> list[dict[str, Any]]:
                 "detail": result["detail"],
             }
         )
+    rows += ops.rows(outcome)  # queues, auto-assignment and the SLA sweep (bench/ops.py)
+    rows += ws.run_rows(outcome)  # websockets: connects, fan-out, faults (bench/ws.py)
     return rows
 
 
@@ -194,7 +198,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--postgres", action="store_true", help="use local PostgreSQL")
     parser.add_argument("--both", action="store_true", help="SQLite, then PostgreSQL")
-    parser.add_argument("--only", choices=["api", "desk_list", "turns"], help="run one benchmark")
+    parser.add_argument(
+        "--only", choices=["api", "desk_list", "turns", "ops", "ws"], help="run one benchmark"
+    )
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
     parser.add_argument("--python-client", action="store_true", help="do not use wrk")
     parser.add_argument("--record", action="store_true", help="append to bench/README.md")
@@ -224,6 +230,8 @@ def main() -> int:
             use_wrk=use_wrk,
         ),
         "turns": lambda dbs: turns.run(dbs, quick=args.quick),
+        "ops": lambda dbs: ops.run(dbs, quick=args.quick),
+        "ws": lambda dbs: ws.run(dbs, quick=args.quick),
     }
     if args.quick:
         log(

@@ -166,3 +166,137 @@ class HumanRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="question")
     def question_preview(self, obj: HumanRequest) -> str:
         return Truncator(obj.question).chars(CONTENT_PREVIEW_CHARS)
+
+
+# --- Queues, routing, capacity and SLA (escalations.routing, escalations.sla) -----------
+# Configuration rows, edited here by supervisors; switches that hand out work (auto-assign,
+# members, capacity) go through the routing services so waiting escalations move at once.
+
+from escalations import routing  # noqa: E402
+from escalations.models import (  # noqa: E402
+    AgentProfile,
+    BusinessHours,
+    BusinessHoursRange,
+    Queue,
+    QueueMember,
+    QueueRole,
+    RoutingRule,
+    SLABreach,
+    SLAPolicy,
+    SLATarget,
+)
+
+
+class BusinessHoursRangeInline(admin.TabularInline):
+    model = BusinessHoursRange
+    extra = 0
+
+
+@admin.register(BusinessHours)
+class BusinessHoursAdmin(admin.ModelAdmin):
+    list_display = ("name", "timezone")
+    search_fields = ("name",)
+    inlines = (BusinessHoursRangeInline,)
+
+
+class SLATargetInline(admin.TabularInline):
+    model = SLATarget
+    extra = 0
+
+
+@admin.register(SLAPolicy)
+class SLAPolicyAdmin(admin.ModelAdmin):
+    list_display = ("name", "business_hours")
+    list_select_related = ("business_hours",)
+    search_fields = ("name",)
+    inlines = (SLATargetInline,)
+
+
+class QueueMemberInline(admin.TabularInline):
+    model = QueueMember
+    extra = 0
+    raw_id_fields = ("user",)
+
+
+class RoutingRuleInline(admin.TabularInline):
+    model = RoutingRule
+    extra = 0
+    ordering = ("position", "id")
+
+
+@admin.register(Queue)
+class QueueAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "is_default",
+        "auto_assign",
+        "strategy",
+        "default_priority",
+        "sla_policy",
+        "business_hours",
+    )
+    list_filter = ("auto_assign", "strategy")
+    list_select_related = ("sla_policy", "business_hours")
+    search_fields = ("name",)
+    inlines = (QueueMemberInline, RoutingRuleInline)
+    actions = ("turn_auto_assign_on", "turn_auto_assign_off")
+
+    def save_related(
+        self, request: HttpRequest, form: object, formsets: object, change: bool
+    ) -> None:
+        super().save_related(request, form, formsets, change)  # type: ignore[arg-type]
+        queue = form.instance  # type: ignore[attr-defined]
+        for user_id in queue.memberships.filter(role=QueueRole.AGENT).values_list(
+            "user_id", flat=True
+        ):
+            routing.agent_profile_ensure(user_id)
+        # Through the service: turned on (or new members), the waiting work moves now.
+        routing.queue_set_auto_assign(queue=queue, enabled=queue.auto_assign)
+
+    @admin.action(description="Turn auto-assignment on", permissions=["change"])
+    def turn_auto_assign_on(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
+        for queue in queryset:
+            routing.queue_set_auto_assign(queue=queue, enabled=True)
+        self.message_user(request, f"Auto-assignment is on for {len(queryset)} queue(s).")
+
+    @admin.action(description="Turn auto-assignment off", permissions=["change"])
+    def turn_auto_assign_off(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
+        for queue in queryset:
+            routing.queue_set_auto_assign(queue=queue, enabled=False)
+        self.message_user(request, f"Auto-assignment is off for {len(queryset)} queue(s).")
+
+
+@admin.register(RoutingRule)
+class RoutingRuleAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "queue", "position", "priority", "source", "is_active")
+    list_editable = ("position", "is_active")
+    list_filter = ("is_active", "queue")
+    list_select_related = ("queue",)
+    ordering = ("position", "id")
+
+
+@admin.register(AgentProfile)
+class AgentProfileAdmin(admin.ModelAdmin):
+    list_display = ("user", "max_open", "capacity", "last_assigned_at")
+    list_select_related = ("user",)
+    search_fields = ("user__username", "user__first_name", "user__last_name")
+    raw_id_fields = ("user",)
+    readonly_fields = ("last_assigned_at",)
+
+    def save_model(
+        self, request: HttpRequest, obj: AgentProfile, form: object, change: bool
+    ) -> None:
+        super().save_model(request, obj, form, change)  # type: ignore[arg-type]
+        # Through the service: a raised capacity takes waiting work at once.
+        routing.agent_profile_set_capacity(user=obj.user, max_open=obj.max_open)
+
+
+@admin.register(SLABreach)
+class SLABreachAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("escalation", "queue", "target", "priority", "due_at", "breached_at")
+    list_filter = ("target", "priority", "queue")
+    list_select_related = ("escalation", "queue")
+    date_hierarchy = "breached_at"
+    ordering = ("-breached_at",)
+    fields = ("escalation", "queue", "target", "priority", "due_at", "breached_at")
+    readonly_fields = fields

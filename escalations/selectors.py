@@ -18,7 +18,7 @@ from threads.models import Thread
 
 
 def escalation_list() -> QuerySet[Escalation]:
-    return Escalation.objects.select_related("claimed_by", "thread")
+    return Escalation.objects.select_related("claimed_by", "thread", "queue")
 
 
 def human_request_list() -> QuerySet[HumanRequest]:
@@ -41,7 +41,7 @@ def annotate_staff_threads(queryset: QuerySet[Thread]) -> QuerySet[Thread]:
         Prefetch(
             "escalations",
             queryset=Escalation.objects.filter(status__in=ACTIVE_ESCALATION).select_related(
-                "claimed_by"
+                "claimed_by", "queue"
             ),
             to_attr="active_escalations",
         )

@@ -13,21 +13,33 @@ from threads.models import Responder
 from threads.serializers import UserRefSerializer, user_ref
 
 
+class QueueRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
 class EscalationSerializer(serializers.ModelSerializer):
     thread = serializers.UUIDField(source="thread_id", read_only=True)
     claimed_by = serializers.SerializerMethodField()
+    # The routing queue it waits in (escalations.routing), if any.
+    queue = serializers.SerializerMethodField()
 
     class Meta:
         model = Escalation
         fields = [
             "id", "thread", "source", "reason", "confidence", "ai_suggestion", "summary",
             "priority", "status", "claimed_by", "created_at", "claimed_at", "resolved_at",
-            "sla_due_at",
+            "sla_due_at", "queue",
         ]  # fmt: skip
 
     @extend_schema_field(UserRefSerializer(allow_null=True))
     def get_claimed_by(self, escalation: Escalation) -> dict[str, Any] | None:
         return user_ref(escalation.claimed_by)
+
+    @extend_schema_field(QueueRefSerializer(allow_null=True))
+    def get_queue(self, escalation: Escalation) -> dict[str, Any] | None:
+        queue = escalation.queue
+        return {"id": queue.pk, "name": queue.name} if queue is not None else None
 
 
 class HumanRequestSerializer(serializers.ModelSerializer):

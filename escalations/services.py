@@ -12,6 +12,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from escalations import limits as escalation_limits
 from escalations.exceptions import AlreadyClaimed, AlreadyResolved
 from escalations.models import (
     ACTIVE_ESCALATION,
@@ -56,12 +57,16 @@ def escalation_open(
     (unassigned unless someone already holds it), sets ``waiting_on_human``, appends an
     Assignment row and posts a short public notice for the customer. Broadcasts
     ``escalation.created`` (or ``escalation.updated`` on a merge) and ``thread.updated``.
+    Over an escalation rate limit (escalations.limits) it is still created, but marked
+    ``throttled``: nobody is notified about it.
     """
     existing = Escalation.objects.filter(thread=thread, status__in=ACTIVE_ESCALATION).first()
     if existing is not None:
         return _merge(
             existing, reason=reason, ai_suggestion=ai_suggestion, confidence=confidence
         ), False
+    # Only a new escalation takes a token: merges never count against the limits.
+    decision = escalation_limits.check(thread=thread, source=source)
     try:
         with transaction.atomic():
             escalation = Escalation.objects.create(
@@ -73,6 +78,8 @@ def escalation_open(
                 summary=summary,
                 priority=priority or thread.priority,
                 turn_id=turn_id,
+                throttled=decision.throttled,
+                throttle_note=decision.note,
             )
     except IntegrityError:
         # A concurrent escalation of the same thread won the constraint.
@@ -316,4 +323,147 @@ def human_request_expire_due(*, now: Any = None) -> int:
                 thread_id=str(thread.pk),
                 payload={"human_request_id": str(request.pk), "status": request.status},
             )
+    return expired
+
+
+# --- Agent presence (kept by the desk websocket) ---------------------------------------
+
+# An agent's desk socket sends a heartbeat every 25 s; a row not seen for this long
+# belongs to a server that died without saying goodbye.
+PRESENCE_STALE_SECONDS = 90
+
+
+def _presence_row(user: Any) -> Any:
+    from escalations.models import AgentPresence
+
+    presence, _ = AgentPresence.objects.get_or_create(
+        user=user, defaults={"last_seen_at": timezone.now()}
+    )
+    return presence
+
+
+# Routing (auto-assignment when an agent comes online) plugs in here: called inside the
+# transaction of every presence status change.
+presence_changed_hooks: list[Callable[[Any], object]] = []
+
+
+def _presence_emit(presence: Any) -> None:
+    for hook in presence_changed_hooks:
+        hook(presence)
+    events.emit(
+        "presence.updated",
+        thread_id=None,
+        payload=events.PresenceUpdatedPayload(user_id=presence.user_id, status=presence.status),
+    )
+
+
+@transaction.atomic
+def presence_set(*, user: Any, status: str) -> Any:
+    """Set an agent's presence status (``online``, ``busy`` or ``offline``) and mark them
+    seen now. Broadcasts ``presence.updated`` when the status changed. Raises ValueError
+    for an unknown status."""
+    from escalations.models import AgentPresence, PresenceStatus
+
+    if status not in PresenceStatus.values:
+        raise ValueError(f"Unknown presence status {status!r}.")
+    now = timezone.now()
+    presence = _presence_row(user)
+    changed = (
+        AgentPresence.objects.filter(pk=presence.pk)
+        .exclude(status=status)
+        .update(status=status, last_seen_at=now)
+    )
+    if not changed:
+        AgentPresence.objects.filter(pk=presence.pk).update(last_seen_at=now)
+    presence.refresh_from_db()
+    if changed:
+        _presence_emit(presence)
+    return presence
+
+
+@transaction.atomic
+def presence_connect(*, user: Any) -> Any:
+    """One more desk socket for ``user``: online unless they said busy.
+    Broadcasts ``presence.updated`` when they were offline."""
+    from django.db.models import F
+
+    from escalations.models import AgentPresence, PresenceStatus
+
+    now = timezone.now()
+    presence = _presence_row(user)
+    rows = AgentPresence.objects.filter(pk=presence.pk)
+    rows.update(connections=F("connections") + 1, last_seen_at=now)
+    changed = rows.filter(status=PresenceStatus.OFFLINE).update(status=PresenceStatus.ONLINE)
+    presence.refresh_from_db()
+    if changed:
+        _presence_emit(presence)
+    return presence
+
+
+@transaction.atomic
+def presence_disconnect(*, user: Any) -> Any:
+    """One desk socket fewer; offline when it was the last one.
+    Broadcasts ``presence.updated`` when the agent went offline."""
+    from django.db.models import F
+
+    from escalations.models import AgentPresence, PresenceStatus
+
+    now = timezone.now()
+    presence = _presence_row(user)
+    rows = AgentPresence.objects.filter(pk=presence.pk)
+    rows.filter(connections__gt=0).update(connections=F("connections") - 1, last_seen_at=now)
+    changed = (
+        rows.filter(connections=0)
+        .exclude(status=PresenceStatus.OFFLINE)
+        .update(status=PresenceStatus.OFFLINE)
+    )
+    presence.refresh_from_db()
+    if changed:
+        _presence_emit(presence)
+    return presence
+
+
+@transaction.atomic
+def presence_heartbeat(*, user: Any) -> Any:
+    """The agent's desk socket is alive: mark them seen. An agent written off as offline
+    by ``presence_expire_stale`` while their socket lived comes back online (broadcast)."""
+    from django.db.models import F
+    from django.db.models.functions import Greatest
+
+    from escalations.models import AgentPresence, PresenceStatus
+
+    presence = _presence_row(user)
+    rows = AgentPresence.objects.filter(pk=presence.pk)
+    rows.update(last_seen_at=timezone.now())
+    changed = rows.filter(status=PresenceStatus.OFFLINE).update(
+        status=PresenceStatus.ONLINE, connections=Greatest(F("connections"), 1)
+    )
+    presence.refresh_from_db()
+    if changed:
+        _presence_emit(presence)
+    return presence
+
+
+def presence_expire_stale(*, now: Any = None) -> int:
+    """Mark offline every agent not seen for ``PRESENCE_STALE_SECONDS`` (their server
+    died with the socket open). Returns how many; broadcasts ``presence.updated`` each."""
+    from datetime import timedelta
+
+    from escalations.models import AgentPresence, PresenceStatus
+
+    cutoff = (now or timezone.now()) - timedelta(seconds=PRESENCE_STALE_SECONDS)
+    expired = 0
+    stale = AgentPresence.objects.filter(last_seen_at__lt=cutoff).exclude(
+        status=PresenceStatus.OFFLINE, connections=0
+    )
+    for presence in stale[:500]:
+        with transaction.atomic():
+            if not AgentPresence.objects.filter(pk=presence.pk, last_seen_at__lt=cutoff).update(
+                status=PresenceStatus.OFFLINE, connections=0
+            ):
+                continue
+            presence.status = PresenceStatus.OFFLINE
+            presence.connections = 0
+            expired += 1
+            _presence_emit(presence)
     return expired

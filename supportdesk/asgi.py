@@ -12,7 +12,14 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from supportdesk.env import env_bool  # noqa: E402
 from supportdesk.routing import websocket_urlpatterns  # noqa: E402
+
+if env_bool("SUPPORTDESK_EMBEDDED_WORKER", False):
+    # `make run` without Redis: see supportdesk/embedded_worker.py.
+    from supportdesk import embedded_worker
+
+    embedded_worker.start()
 
 application = ProtocolTypeRouter(
     {

@@ -96,11 +96,25 @@ REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 2000, minimum=10)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels-redis with one reader per process (fan-out, Redis failures).
+            "BACKEND": "supportdesk.layers.RedisChannelLayer",
             "CONFIG": {
                 # redis-py's async pool defaults to 100 connections and raises when
                 # exhausted; every websocket holds one while it listens.
-                "hosts": [{"address": REDIS_URL, "max_connections": REDIS_MAX_CONNECTIONS}],
+                # No socket timeout: redis-py 8's default (5 s) equals channels-redis's
+                # blocking BZPOPMIN, so idle receives time out, and with a timeout every
+                # send goes through asyncio.wait_for, which on Python 3.11 can swallow the
+                # cancellation of a closing socket's receive (the consumer never ends).
+                # Dead servers are found by TCP keepalive, on by default.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": REDIS_MAX_CONNECTIONS,
+                        "socket_timeout": None,
+                    }
+                ],
+                # Several deployments (or test runs) can share one Redis with their own prefix.
+                "prefix": env_str("CHANNEL_LAYER_PREFIX", "asgi"),
                 "capacity": 1000,
                 "expiry": 30,
             },
@@ -220,6 +234,8 @@ SUPPORTDESK_COPILOT = env_bool("SUPPORTDESK_COPILOT", True)
 SUPPORTDESK_HUMAN_REQUEST_TTL_SECONDS = env_int(
     "SUPPORTDESK_HUMAN_REQUEST_TTL_SECONDS", 1800, minimum=1
 )
+# Escalations the auto-assigner hands one agent at once (AgentProfile.max_open overrides).
+SUPPORTDESK_AGENT_CAPACITY = env_int("SUPPORTDESK_AGENT_CAPACITY", 5, minimum=1)
 SUPPORTDESK_WORKER_POLL_SECONDS = env_float("SUPPORTDESK_WORKER_POLL_SECONDS", 0.05, minimum=0.0)
 # USD per million tokens: (prompt, completion). Override with SUPPORTDESK_MODEL_PRICES as
 # JSON, e.g. {"my-model": [0.2, 0.8]}.
@@ -257,6 +273,58 @@ SUPPORTDESK_TRUSTED_PROXIES = env_int("SUPPORTDESK_TRUSTED_PROXIES", 0, minimum=
 
 # Only for bench/: exposes a bare authenticated POST endpoint to compare against.
 SUPPORTDESK_BENCH_ENDPOINTS = env_bool("SUPPORTDESK_BENCH_ENDPOINTS", False)
+
+# --- Human operations: escalation limits, handoff summaries, notifications, usage ------
+# Token buckets "<count>/<seconds>" ("off" disables one); beyond them an escalation is
+# still opened but marked throttled and nobody is notified (escalations/limits.py).
+SUPPORTDESK_ESCALATION_LIMITS = {
+    "per_thread": env_str("SUPPORTDESK_ESCALATION_LIMIT_PER_THREAD", "3/3600"),
+    "per_customer": env_str("SUPPORTDESK_ESCALATION_LIMIT_PER_CUSTOMER", "10/3600"),
+    "per_queue": env_str("SUPPORTDESK_ESCALATION_LIMIT_PER_QUEUE", "300/3600"),
+}
+SUPPORTDESK_ESCALATION_LIMITS_EXEMPT = env_list("SUPPORTDESK_ESCALATION_LIMITS_EXEMPT", ["staff"])
+SUPPORTDESK_ESCALATION_LIMITS_BACKEND = env_choice(
+    "SUPPORTDESK_ESCALATION_LIMITS_BACKEND", "redis" if REDIS_URL else "db", ("redis", "db")
+)
+SUPPORTDESK_ESCALATION_LIMITS_REDIS_URL = env_str(
+    "SUPPORTDESK_ESCALATION_LIMITS_REDIS_URL", REDIS_URL
+)
+SUPPORTDESK_ESCALATION_LIMITS_PREFIX = env_str("CACHE_KEY_PREFIX", "supportdesk")
+# Links in notifications point here (the desk's thread page).
+_public_url = env_str("SUPPORTDESK_PUBLIC_URL", "http://127.0.0.1:8000") or ""
+SUPPORTDESK_PUBLIC_URL = _public_url.rstrip("/")
+SUPPORTDESK_ESCALATION_SUMMARY_MAX_CHARS = env_int(
+    "SUPPORTDESK_ESCALATION_SUMMARY_MAX_CHARS", 1500, minimum=200
+)
+# With the openai provider, emails and webhooks about a new escalation wait up to this
+# long for the model's summary (the extracted one goes out if it is not ready by then).
+SUPPORTDESK_SUMMARY_HOLD_SECONDS = env_int("SUPPORTDESK_SUMMARY_HOLD_SECONDS", 30, minimum=0)
+# Who is emailed about new escalations and SLA breaches (assignees are emailed too).
+SUPPORTDESK_NOTIFY_EMAILS = env_list("SUPPORTDESK_NOTIFY_EMAILS", [])
+SUPPORTDESK_WEBHOOK_TIMEOUT = env_float("SUPPORTDESK_WEBHOOK_TIMEOUT", 5.0, minimum=0.1)
+SUPPORTDESK_OUTBOX_MAX_ATTEMPTS = env_int("SUPPORTDESK_OUTBOX_MAX_ATTEMPTS", 10, minimum=1)
+# Seconds before the first retry; doubles each attempt (with jitter), at most the cap.
+SUPPORTDESK_OUTBOX_BACKOFF = env_float("SUPPORTDESK_OUTBOX_BACKOFF", 10.0, minimum=0.0)
+SUPPORTDESK_OUTBOX_BACKOFF_CAP = env_float("SUPPORTDESK_OUTBOX_BACKOFF_CAP", 3600.0, minimum=0.0)
+# A claimed row is due again after this long if its sender died mid-send.
+SUPPORTDESK_OUTBOX_LEASE_SECONDS = env_int("SUPPORTDESK_OUTBOX_LEASE_SECONDS", 60, minimum=1)
+# Active reply time counts at most this long per human reply (reading and typing).
+SUPPORTDESK_HUMAN_REPLY_CAP_SECONDS = env_int("SUPPORTDESK_HUMAN_REPLY_CAP_SECONDS", 600, minimum=1)
+
+# --- Email (notifications go through the outbox, then this backend) -----------------------
+EMAIL_BACKEND = env_str("EMAIL_BACKEND") or (
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend"
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "supportdesk@localhost")
 
 LOGGING = {
     "version": 1,

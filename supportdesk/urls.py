@@ -102,6 +102,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),
+    path("", include("supportdesk.desk.urls")),
 ]
 
 handler400 = "supportdesk.views.json_bad_request"

@@ -131,6 +131,13 @@ class ThreadAdmin(admin.ModelAdmin):
     inlines = (MessageInline, AssignmentInline)
     actions = ("hand_back_to_ai", "mark_resolved", "close")
 
+    def get_urls(self) -> list[Any]:
+        # The conversation page and the dashboard (supportdesk/desk/admin_views.py); first,
+        # so that the admin's catch-all object URL does not swallow them.
+        from supportdesk.desk.admin_views import thread_admin_urls
+
+        return [*thread_admin_urls(self), *super().get_urls()]
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Thread]:
         # The change page shows the customer and assignee: join them there too.
         return super().get_queryset(request).select_related("customer", "assignee")

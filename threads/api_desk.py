@@ -9,7 +9,7 @@ import django_filters
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.filters import OrderingFilter
 from rest_framework.pagination import CursorPagination
@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from supportdesk.api import idempotent, require_object, staff_scope
 from threads import selectors, services
-from threads.api_customer import MESSAGE_LIST_PARAMETERS, parse_after_limit
+from threads.api_customer import MESSAGE_LIST_PARAMETERS, _int_param, parse_after_limit
 from threads.exceptions import InvalidAssignee
 from threads.models import AIMode, Priority, Responder, Thread, ThreadStatus
 from threads.serializers import (
@@ -133,14 +133,38 @@ class DeskThreadDetailView(DeskThreadMixin, APIView):
         return Response(StaffThreadSerializer(thread).data)
 
 
+BEFORE_PARAMETER = OpenApiParameter(
+    "before",
+    {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+    description=(
+        "Only messages with a smaller seq. The page is then the newest `limit` of them "
+        "(still in ascending seq) and `has_more` says whether older ones remain: open a "
+        "thread at its newest page with `before=<last_seq + 1>`, then page back with "
+        "`before=<the first seq shown>`."
+    ),
+)
+
+
 class DeskThreadMessagesView(DeskThreadMixin, APIView):
-    @extend_schema(parameters=MESSAGE_LIST_PARAMETERS, responses={200: StaffMessagePageSerializer})
+    @extend_schema(
+        parameters=[*MESSAGE_LIST_PARAMETERS, BEFORE_PARAMETER],
+        responses={200: StaffMessagePageSerializer},
+    )
     def get(self, request: Request, thread_id: Any) -> Response:
         thread = self.get_thread(thread_id)
         after, limit = parse_after_limit(request)
-        rows, has_more = selectors.message_list(
-            thread=thread, after=after, limit=limit, public_only=False
-        )
+        errors: dict[str, list[str]] = {}
+        before = _int_param(request, "before", 0, 1, 2**31 - 1, errors)
+        if errors:
+            raise exceptions.ValidationError(errors)
+        if request.query_params.get("before"):
+            rows, has_more = selectors.message_list_before(
+                thread=thread, before=before, after=after, limit=limit, public_only=False
+            )
+        else:
+            rows, has_more = selectors.message_list(
+                thread=thread, after=after, limit=limit, public_only=False
+            )
         return Response(
             {
                 "results": StaffMessageSerializer(rows, many=True).data,

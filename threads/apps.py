@@ -10,3 +10,7 @@ class ThreadsConfig(AppConfig):
     def ready(self) -> None:
         # Registers the drf-spectacular extensions before any schema is generated.
         from supportdesk import schema  # noqa: F401
+        from threads import events, realtime
+
+        # Committed events go out on the websockets (threads/realtime.py).
+        events.register(realtime.broadcast)

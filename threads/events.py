@@ -8,9 +8,9 @@ import the consumers: they call :func:`emit`, which schedules every hook after c
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from django.db import transaction
 
@@ -22,6 +22,83 @@ class Event:
     type: str
     thread_id: str | None
     payload: dict[str, Any] = field(default_factory=dict)
+
+
+# --- Payloads: one TypedDict per event type (what each service puts in ``emit``) -------
+
+
+class ThreadEventPayload(TypedDict, total=False):
+    """thread.created / thread.updated; ``reason`` says what changed."""
+
+    reason: str
+
+
+class MessageCreatedPayload(TypedDict):
+    message_id: str
+    seq: int
+    visibility: str
+
+
+class MessageDeltaPayload(TypedDict):
+    """Streamed public AI text, sent outside any transaction while the model answers.
+
+    ``message_id`` is the id the finished message will have; ``seq`` is a hint (the seq
+    it will most likely get)."""
+
+    message_id: str
+    seq: int
+    delta: str
+
+
+class EscalationPayload(TypedDict):
+    escalation_id: str
+    status: str
+
+
+class HumanRequestPayload(TypedDict):
+    human_request_id: str
+    status: str
+
+
+class ApprovalPayload(TypedDict):
+    approval_id: str
+    status: str
+    kind: str
+
+
+class TurnUpdatedPayload(TypedDict):
+    turn_id: str
+    status: str
+    outcome: str
+
+
+class SLABreachedPayload(TypedDict):
+    escalation_id: str
+    target: str  # first_response | next_response
+    due_at: str
+    priority: str  # the escalation's priority, raised by the breach
+
+
+class PresenceUpdatedPayload(TypedDict):
+    user_id: int
+    status: Literal["online", "busy", "offline"]
+
+
+PAYLOAD_TYPES: dict[str, type] = {
+    "thread.created": ThreadEventPayload,
+    "thread.updated": ThreadEventPayload,
+    "message.created": MessageCreatedPayload,
+    "message.delta": MessageDeltaPayload,
+    "escalation.created": EscalationPayload,
+    "escalation.updated": EscalationPayload,
+    "human_request.created": HumanRequestPayload,
+    "human_request.updated": HumanRequestPayload,
+    "approval.created": ApprovalPayload,
+    "approval.updated": ApprovalPayload,
+    "turn.updated": TurnUpdatedPayload,
+    "presence.updated": PresenceUpdatedPayload,
+    "sla.breached": SLABreachedPayload,
+}
 
 
 Hook = Callable[[Event], None]
@@ -48,7 +125,12 @@ def _dispatch(event: Event) -> None:
             logger.exception("event hook %r failed for %s", hook, event.type)
 
 
-def emit(event_type: str, *, thread_id: str | None, payload: dict[str, Any] | None = None) -> None:
-    """Send ``event_type`` to every hook once the current transaction commits."""
-    event = Event(type=event_type, thread_id=thread_id, payload=payload or {})
+def emit(
+    event_type: str, *, thread_id: str | None, payload: Mapping[str, Any] | None = None
+) -> None:
+    """Send ``event_type`` to every hook once the current transaction commits.
+
+    ``payload`` has the shape of ``PAYLOAD_TYPES[event_type]``.
+    """
+    event = Event(type=event_type, thread_id=thread_id, payload=dict(payload or {}))
     transaction.on_commit(lambda: _dispatch(event))

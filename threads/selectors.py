@@ -61,6 +61,21 @@ def message_list(
     return rows[:limit], len(rows) > limit
 
 
+def message_list_before(
+    *, thread: Thread, before: int, after: int, limit: int, public_only: bool
+) -> tuple[list[Message], bool]:
+    """The newest ``limit`` messages with ``after < seq < before``, in ascending order,
+    and whether older ones remain (the desk opens a long thread at its newest page)."""
+    queryset = Message.objects.filter(thread=thread, seq__lt=before, seq__gt=after)
+    if public_only:
+        queryset = queryset.filter(visibility=Visibility.PUBLIC)
+    else:
+        queryset = queryset.select_related("author_user")
+    rows = list(queryset.order_by("-seq")[: limit + 1])
+    has_more = len(rows) > limit
+    return rows[:limit][::-1], has_more
+
+
 def assignment_list(*, thread: Thread) -> QuerySet[Assignment]:
     return Assignment.objects.filter(thread=thread).select_related("assignee", "assigned_by")
 

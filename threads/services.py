@@ -8,7 +8,7 @@ turn, so a message and its turn commit together or not at all).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -35,6 +35,8 @@ from threads.tokens import token_hash, token_new
 User = Any  # the configured user model; typed loosely to keep the services model-agnostic
 
 customer_message_hooks: list[Callable[[Message], object]] = []
+# Run inside the transaction of a public human reply (SLA clocks stop on it).
+human_reply_hooks: list[Callable[[Message], object]] = []
 
 SYSTEM_NAME = "System"
 
@@ -84,7 +86,9 @@ def _next_seq(thread: Thread) -> int:
     return thread.last_seq
 
 
-@transaction.atomic
+# No savepoint: every caller is already inside a transaction it rolls back as a whole,
+# and two extra statements per message add up on the hottest write path.
+@transaction.atomic(savepoint=False)
 def message_create(
     *,
     thread: Thread,
@@ -129,7 +133,9 @@ def message_create(
     events.emit(
         "message.created",
         thread_id=str(thread.pk),
-        payload={"message_id": str(message.pk), "seq": seq, "visibility": visibility},
+        payload=events.MessageCreatedPayload(
+            message_id=str(message.pk), seq=seq, visibility=visibility
+        ),
     )
     return message
 
@@ -244,6 +250,8 @@ def human_reply_create(*, thread: Thread, user: User, content: str) -> Message:
     thread.refresh_from_db(fields=["responder", "assignee", "status", "updated_at"])
     if took_over:
         events.emit("thread.updated", thread_id=str(thread.pk), payload={"reason": "takeover"})
+    for hook in human_reply_hooks:
+        hook(message)
     return message
 
 
@@ -361,3 +369,48 @@ def thread_update(
             setattr(thread, name, value)
         events.emit("thread.updated", thread_id=str(thread.pk), payload={"reason": "updated"})
     return thread
+
+
+@transaction.atomic(savepoint=False)  # all or nothing with its caller: no savepoint needed
+def thread_assign_many(
+    *,
+    assignments: Sequence[tuple[Thread, User, str]],
+    assigned_by: User | None = None,
+) -> None:
+    """Hand many threads to human agents at once (the escalations auto-assigner).
+
+    Each ``(thread, assignee, reason)`` is what ``thread_assign(responder="human",
+    assignee=assignee, reason=reason)`` does — one Assignment row, ``thread.updated``
+    broadcast — but in a constant number of queries. Every assignee must be an active
+    agent (InvalidAssignee otherwise).
+    """
+    if not assignments:
+        return
+    checked: set[Any] = set()
+    for _, user, _ in assignments:
+        if user.pk not in checked:
+            if not user_is_agent(user):
+                raise InvalidAssignee()
+            checked.add(user.pk)
+    now = timezone.now()
+    for thread, user, _ in assignments:
+        thread.responder = Responder.HUMAN
+        thread.assignee = user
+        thread.updated_at = now
+    Thread.objects.bulk_update(
+        [thread for thread, _, _ in assignments], ["responder", "assignee", "updated_at"]
+    )
+    Assignment.objects.bulk_create(
+        [
+            Assignment(
+                thread=thread,
+                responder=Responder.HUMAN,
+                assignee=user,
+                assigned_by=assigned_by,
+                reason=reason[:500],
+            )
+            for thread, user, reason in assignments
+        ]
+    )
+    for thread, _, _ in assignments:
+        events.emit("thread.updated", thread_id=str(thread.pk), payload={"reason": "assigned"})

@@ -8,6 +8,8 @@ import threading
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from escalations.notifications import deliver_due
+from escalations.sla import sla_sweep
 from supportdesk.agent.models import WorkerHeartbeat
 from supportdesk.agent.runner import turn_sweep
 
@@ -20,6 +22,8 @@ def sweep_once(worker_id: str) -> dict[str, int]:
     WorkerHeartbeat.objects.update_or_create(
         worker_id=worker_id[:64], defaults={"last_seen_at": timezone.now()}
     )
+    counts.update(deliver_due())  # the notification outbox: webhooks and emails
+    counts.update(sla_sweep())  # SLA warnings and breaches of escalations
     return counts
 
 

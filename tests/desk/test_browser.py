@@ -1,0 +1,426 @@
+"""The desk, the admin and the widget in a real browser (Chromium through Playwright),
+against a real ASGI server and AI worker (see conftest.py).
+
+Screenshots of every page land in artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from approvals.models import ApprovalDraft, DraftStatus
+from escalations.models import Escalation, HumanRequest
+from supportdesk.agent.kb_data import knowledge_seed
+from tests.desk.conftest import TABLET, screenshot
+from tests.desk.helpers import draft_thread, escalated_thread
+from tests.desk.test_views import _bulk_messages
+from tests.factories import UserFactory, make_thread
+from tests.llm_server import final, tool_call
+from threads import services
+from threads.models import Message, Responder, Thread, Visibility
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+# Whether to also prove, frame by frame, that changes came over the sockets. With
+# channels-redis, frames that the web process sends after it has been idle a few seconds
+# arrive late or not at all (a known issue of the realtime layer); the pages still show
+# them through their polling fallback, which the UI assertions check either way.
+CHECK_FRAMES = not os.environ.get("REDIS_URL")
+
+# Ends up in the page as text only: if it ever became markup, the handler would set the
+# flag (or open a dialog, which fails the test).
+XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2; alert(2)">'
+PASSWORD = "a-long-desk-password"
+
+
+def expect(locator: Any) -> Any:
+    from playwright.sync_api import expect as playwright_expect
+
+    # Long enough for the pages' polling fallback (8 s while the socket is up).
+    playwright_expect.set_options(timeout=15_000)
+    return playwright_expect(locator)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting")
+
+
+@pytest.fixture
+def desk_agent(settings: Any) -> Any:
+    # A password the server process can check (it does not know the tests' MD5 hasher).
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+    ]
+    user = UserFactory(username="alex", first_name="Alex", last_name="Rivera")
+    user.set_password(PASSWORD)
+    user.save()
+    return user
+
+
+def record_frames(page: Any) -> list[dict[str, Any]]:
+    """Every JSON frame the page's websockets receive, to prove a change came live."""
+    frames: list[dict[str, Any]] = []
+
+    def on_socket(socket: Any) -> None:
+        def on_frame(payload: Any) -> None:
+            if isinstance(payload, str):
+                frames.append(json.loads(payload))
+
+        socket.on("framereceived", on_frame)
+
+    page.on("websocket", on_socket)
+    return frames
+
+
+def frame_types(frames: list[dict[str, Any]]) -> list[str]:
+    return [str(frame.get("type")) for frame in frames]
+
+
+def wait_for_frame(
+    page: Any, frames: list[dict[str, Any]], test: Callable[[dict[str, Any]], bool]
+) -> None:
+    """Until a recorded frame passes ``test`` (Playwright hands frames over only while
+    one of its calls runs, hence ``wait_for_timeout`` rather than ``time.sleep``)."""
+    for _ in range(150):
+        if any(test(frame) for frame in frames):
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"no such frame among {frame_types(frames)}")
+
+
+def assert_no_injected_script(page: Any) -> None:
+    assert page.evaluate("window.__xss") is None
+    for frame in page.frames:
+        assert frame.evaluate("window.__xss") is None
+
+
+# --- The handoff, end to end ---------------------------------------------------------------
+
+
+def test_it_hands_a_customer_from_the_ai_to_an_agent_and_back(
+    pages: Any, ai_worker: Any, desk_agent: Any
+) -> None:
+    knowledge_seed()
+
+    # The agent signs in through the desk's login form and watches the inbox.
+    desk = pages()
+    desk_frames = record_frames(desk)
+    desk.goto("/desk/")
+    desk.get_by_label("Username").fill("alex")
+    desk.get_by_label("Password").fill(PASSWORD)
+    desk.get_by_role("button", name="Sign in").click()
+    expect(desk.get_by_role("heading", name="Inbox")).to_be_visible()
+    expect(desk.locator("#connection")).to_have_text("Live")
+
+    # The customer opens the widget and asks; the offline AI answers from the help centre.
+    widget = pages()
+    widget_frames = record_frames(widget)
+    widget.goto("/widget/demo/")
+    widget.locator(".launcher").click()
+    expect(widget.locator(".status-text")).to_have_text("AI assistant")
+    widget.locator("#sd-input").fill("How do I wash my down jacket?")
+    widget.locator("#sd-input").press("Enter")
+    expect(widget.locator(".msg.customer .text")).to_have_text("How do I wash my down jacket?")
+    expect(widget.locator(".msg.ai .text").first).to_contain_text("down", timeout=30_000)
+    thread = Thread.objects.get()
+    token = widget.evaluate("Object.values(localStorage).join('')")
+    assert str(thread.pk) in token
+
+    # The new thread shows up in the inbox live.
+    expect(desk.locator(f'tr[data-thread="{thread.pk}"]')).to_be_visible(timeout=10_000)
+
+    # The customer asks for a person: the escalation appears on the desk through the socket.
+    widget.get_by_role("button", name="Talk to a person").click()
+    expect(widget.locator(".status-text")).to_have_text("Waiting for a person…")
+    row = desk.locator(f'tr[data-thread="{thread.pk}"]')
+    expect(row.locator(".badge-escalation")).to_be_visible(timeout=15_000)
+    if CHECK_FRAMES:
+        wait_for_frame(desk, desk_frames, lambda frame: frame["type"] == "escalation.created")
+    screenshot(desk, "inbox")
+    screenshot(widget, "widget-waiting")
+
+    # The agent opens the thread and claims the escalation.
+    row.locator("a.subject").click()
+    expect(desk.locator("#thread-subject")).to_be_visible()
+    expect(desk.locator("#messages")).to_contain_text("How do I wash my down jacket?")
+    expect(desk.locator("#escalation-card")).to_contain_text("The customer asked for a person")
+    expect(desk.locator("#messages .turn").first).to_contain_text("Routing:")
+    desk.get_by_role("button", name="Claim").click()
+    expect(desk.locator("#responder-line")).to_have_text("You answer this customer.")
+    expect(widget.locator(".status-text")).to_have_text("Alex Rivera from Support")
+    expect(widget.locator(".log")).to_contain_text(
+        "Alex Rivera from Support joined the conversation"
+    )
+
+    # The agent replies; the customer sees it live, with the agent's name.
+    desk.locator("#composer-text").fill("Hi, I'm Alex. I'll sort this out.")
+    desk.get_by_role("button", name="Send reply").click()
+    expect(desk.locator("#messages .msg-human").last).to_contain_text("I'll sort this out.")
+    reply = widget.locator(".msg.human").last
+    expect(reply.locator(".text")).to_have_text("Hi, I'm Alex. I'll sort this out.", timeout=15_000)
+    expect(reply.locator(".who")).to_have_text("Alex Rivera from Support")
+    if CHECK_FRAMES:  # over the customer socket, not only through the polling fallback
+        wait_for_frame(
+            widget,
+            widget_frames,
+            lambda frame: (
+                frame["type"] == "message.created"
+                and frame["message"]["content"] == "Hi, I'm Alex. I'll sort this out."
+            ),
+        )
+        wait_for_frame(
+            widget,
+            widget_frames,
+            lambda frame: (
+                frame["type"] == "thread.updated"
+                and frame["thread"]["agent"] == {"name": "Alex Rivera"}
+            ),
+        )
+
+    # An internal note stays on the desk.
+    desk.locator("input[name=mode][value=note]").check()
+    expect(desk.get_by_role("button", name="Add note")).to_be_visible()
+    desk.locator("#composer-text").fill("Customer washed it in a top loader.")
+    desk.get_by_role("button", name="Add note").click()
+    expect(desk.locator("#messages .vis-internal")).to_contain_text("top loader")
+    screenshot(desk, "thread-view")
+
+    # The agent hands the thread back to the AI; the customer is told.
+    desk.get_by_role("button", name="Hand back to AI").click()
+    expect(desk.locator("#responder-line")).to_have_text("The AI answers this customer.")
+    expect(widget.locator(".status-text")).to_have_text("AI assistant")
+    expect(widget.locator(".log")).to_contain_text("Our AI assistant is answering again")
+    expect(widget.locator(".log")).not_to_contain_text("top loader")
+    assert "top loader" not in json.dumps(widget_frames)
+    screenshot(widget, "widget")
+
+    thread.refresh_from_db()
+    assert (thread.responder, thread.assignee) == (Responder.AI, None)
+    assert Escalation.objects.get(thread=thread).claimed_by == desk_agent
+    assert list(thread.assignments.order_by("id").values_list("responder", flat=True)) == [
+        "ai",
+        "human",
+        "human",
+        "ai",
+    ]
+
+
+# --- Approvals --------------------------------------------------------------------------------
+
+
+def test_it_approves_with_an_edit_and_rejects_for_a_new_draft(
+    pages: Any, ai_worker: Any, desk_agent: Any
+) -> None:
+    knowledge_seed()
+    first, _ = make_thread(subject="Washing down", ai_mode="draft")
+    services.customer_message_create(thread=first, content="How do I wash my down jacket?")
+    second, _ = make_thread(subject="Shipping to Canada", ai_mode="draft")
+    services.customer_message_create(thread=second, content="Do you ship to Canada?")
+    wait_for(lambda: ApprovalDraft.objects.filter(status=DraftStatus.PENDING).count() == 2)
+
+    desk = pages(desk_agent)
+    desk.goto("/desk/approvals/")
+    expect(desk.locator("#draft-list li")).to_have_count(2)
+    screenshot(desk, "approvals")
+
+    # Keyboard: e edits, Ctrl+Enter approves what was typed.
+    desk.locator("#draft-list li", has_text="Washing down").click()
+    expect(desk.locator("#review-title")).to_have_text("Washing down")
+    desk.locator("#draft-list").focus()
+    expect(desk.locator("#review-context")).to_contain_text("How do I wash my down jacket?")
+    desk.keyboard.press("e")
+    expect(desk.locator("#draft-text")).to_be_focused()
+    desk.keyboard.type(" Reviewed by Alex.")
+    expect(desk.locator("#draft-edited")).to_have_text("(edited)")
+    desk.keyboard.press("Control+Enter")
+    expect(desk.locator("#draft-list li")).to_have_count(1)
+    approved = ApprovalDraft.objects.get(thread=first)
+    assert (approved.status, approved.edited) == (DraftStatus.APPROVED, True)
+    assert approved.final_content.endswith("Reviewed by Alex.")
+    sent = Message.objects.get(pk=approved.sent_message_id)
+    assert (sent.visibility, sent.content) == (Visibility.PUBLIC, approved.final_content)
+
+    # r opens the review; the AI writes a new draft with it as feedback.
+    expect(desk.locator("#review-title")).to_have_text("Shipping to Canada")
+    desk.keyboard.press("r")
+    expect(desk.locator("#reject-review")).to_be_focused()
+    desk.keyboard.type("Say which carrier we use.")
+    desk.keyboard.press("Control+Enter")
+    rejected = wait_for(
+        lambda: ApprovalDraft.objects.filter(thread=second, status=DraftStatus.REJECTED).first()
+    )
+    assert (rejected.review, rejected.next_action) == ("Say which carrier we use.", "regenerate")
+    regenerated = wait_for(
+        lambda: ApprovalDraft.objects.filter(thread=second, status=DraftStatus.PENDING).first()
+    )
+    expect(desk.locator(f"#draft-{regenerated.pk}")).to_be_visible(timeout=15_000)
+
+
+# --- The AI asks a person ----------------------------------------------------------------------
+
+
+def test_it_answers_the_ais_question_from_the_thread_view(
+    pages: Any, scripted_worker: Any, desk_agent: Any
+) -> None:
+    scripted_worker.push(
+        tool_call("ask_human", {"question": "Was order 77 paid in full?"}, id="call_77")
+    )
+    scripted_worker.push(final("Good news: order 77 is paid in full.", 0.95))
+    thread, _ = make_thread(subject="Order 77 payment")
+    services.customer_message_create(
+        thread=thread, content="Did my payment for order 77 go through?"
+    )
+    wait_for(lambda: HumanRequest.objects.filter(thread=thread).exists())
+
+    desk = pages(desk_agent)
+    desk.goto(f"/desk/threads/{thread.pk}/")
+    card = desk.locator("#questions-card")
+    expect(card).to_contain_text("Was order 77 paid in full?")
+    expect(desk.locator("#messages")).to_contain_text("The AI called ask_human")
+    card.get_by_label("Your answer").fill("Yes, paid on the 3rd.")
+    card.get_by_role("button", name="Answer the AI").click()
+    expect(card).to_be_hidden()
+    expect(desk.locator("#messages")).to_contain_text(
+        "answered the AI's question: Yes, paid on the 3rd."
+    )
+    expect(desk.locator("#messages .msg-ai").last).to_contain_text(
+        "order 77 is paid in full", timeout=30_000
+    )
+    request = HumanRequest.objects.get(thread=thread)
+    assert (request.status, request.answered_by) == ("answered", desk_agent)
+
+
+# --- A long thread ---------------------------------------------------------------------------------
+
+
+def test_it_opens_a_thousand_message_thread_at_the_newest_page(pages: Any, desk_agent: Any) -> None:
+    thread, _ = make_thread(subject="A very long conversation")
+    _bulk_messages(thread, 1000)
+    desk = pages(desk_agent)
+    desk.goto(f"/desk/threads/{thread.pk}/")
+    messages = desk.locator("#messages .msg")
+    expect(messages.last).to_contain_text("message number 1000")
+    expect(messages).to_have_count(50)
+    expect(messages.last).to_be_in_viewport()
+    # Scrolling to the top loads the page before, without jumping away from where we were.
+    desk.locator("#transcript").evaluate("node => { node.scrollTop = 0; }")
+    expect(messages).to_have_count(100)
+    expect(desk.locator('#messages [data-seq="951"]')).to_be_in_viewport()
+    expect(messages.first).to_contain_text("message number 901")
+
+
+# --- The admin -----------------------------------------------------------------------------------
+
+
+def test_it_decides_drafts_in_the_admin_and_renders_the_dashboard(
+    pages: Any, admin_user: Any, agent: Any
+) -> None:
+    approve_thread, _ = draft_thread(content="Your pole ships today.", subject="Pole, approve")
+    reject_thread, _ = draft_thread(content="No refunds, ever.", subject="Refund, reject")
+    escalated, escalation = escalated_thread(subject="Escalated in the admin")
+    from escalations import services as escalation_services
+
+    escalation_services.escalation_claim(escalation=escalation, user=agent)
+    services.human_reply_create(thread=escalated, user=agent, content="On it.")
+    escalation_services.escalation_resolve(escalation=escalation, user=agent)
+
+    admin = pages(admin_user)
+    admin.goto(f"/admin/threads/thread/{approve_thread.pk}/change/")
+    admin.get_by_role("link", name="Conversation").click()
+    expect(admin.locator("#transcript")).to_contain_text("Can you fix it?")
+    screenshot(admin, "admin-conversation")
+    admin.get_by_label("Reply (edit before approving if needed)").fill(
+        "Your pole ships today by DHL."
+    )
+    admin.get_by_role("button", name="Approve and send").click()
+    expect(admin.locator(".messagelist")).to_contain_text("Approved and sent with your edit.")
+    expect(admin.locator("#transcript")).to_contain_text("Your pole ships today by DHL.")
+
+    admin.goto(f"/admin/threads/thread/{reject_thread.pk}/conversation/")
+    admin.get_by_label(re.compile("^Review")).fill("We do refund within 30 days.")
+    admin.get_by_label("Hand to a person").check()
+    admin.get_by_role("button", name="Reject").click()
+    expect(admin.locator(".messagelist")).to_contain_text("Draft rejected.")
+    assert ApprovalDraft.objects.get(thread=reject_thread).next_action == "human"
+
+    admin.get_by_label(re.compile("^Message")).fill("A supervisor here: I will take this.")
+    admin.get_by_role("button", name="Send", exact=True).click()
+    expect(admin.locator(".messagelist")).to_contain_text("Reply sent to the customer.")
+
+    admin.goto("/admin/threads/thread/")
+    admin.get_by_role("link", name="Dashboard").click()
+    expect(admin.locator("#chart-messages rect").first).to_be_attached()
+    expect(admin.locator(".sd-totals")).to_contain_text("50%")  # one approved, one rejected
+    expect(admin.locator("#card-sla")).to_be_visible()
+    admin.set_viewport_size({"width": 1366, "height": 1500})
+    screenshot(admin, "admin-dashboard")
+
+
+# --- Markup in messages is text, everywhere ----------------------------------------------------------
+
+
+def test_it_shows_markup_as_text_on_the_desk_the_admin_and_the_widget(
+    pages: Any, desk_agent: Any, admin_user: Any
+) -> None:
+    thread, _ = make_thread(subject=XSS, customer_name=XSS, message=XSS)
+    services.internal_note_create(thread=thread, user=desk_agent, content=XSS)
+
+    desk = pages(desk_agent)
+    desk.goto("/desk/")
+    expect(desk.locator("#inbox-rows a.subject")).to_have_text(XSS)
+    assert_no_injected_script(desk)
+    desk.goto(f"/desk/threads/{thread.pk}/")
+    expect(desk.locator("#thread-subject")).to_have_text(XSS)
+    expect(desk.locator("#messages .msg-customer .msg-body")).to_have_text(XSS)
+    expect(desk.locator("#messages .vis-internal .msg-body")).to_have_text(XSS)
+    assert desk.locator("#messages img").count() == 0
+    assert_no_injected_script(desk)
+
+    admin = pages(admin_user)
+    admin.goto(f"/admin/threads/thread/{thread.pk}/conversation/")
+    expect(admin.locator("#transcript .sd-body").first).to_have_text(XSS)
+    assert admin.locator("#transcript img").count() == 0
+    assert_no_injected_script(admin)
+
+    # The customer writes it in the widget, and an agent answers with it too.
+    widget = pages()
+    widget.goto("/widget/demo/")
+    widget.locator(".launcher").click()
+    widget.locator("#sd-input").fill(XSS)
+    widget.locator("#sd-input").press("Enter")
+    expect(widget.locator(".msg.customer .text")).to_have_text(XSS)
+    own = Thread.objects.exclude(pk=thread.pk).get()
+    services.human_reply_create(thread=own, user=desk_agent, content=XSS)
+    expect(widget.locator(".msg.human .text")).to_have_text(XSS, timeout=20_000)
+    assert widget.locator(".log img").count() == 0
+    assert_no_injected_script(widget)
+
+
+# --- Tablet width ------------------------------------------------------------------------------------
+
+
+def test_it_fits_the_inbox_and_thread_view_on_a_tablet(pages: Any, desk_agent: Any) -> None:
+    thread, _ = escalated_thread()
+    desk = pages(desk_agent, viewport=TABLET)
+    desk.goto("/desk/")
+    expect(desk.locator(f'tr[data-thread="{thread.pk}"]')).to_be_visible()
+    assert desk.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(desk, "inbox-tablet")
+    desk.goto(f"/desk/threads/{thread.pk}/")
+    expect(desk.get_by_role("button", name="Claim")).to_be_visible()
+    assert desk.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(desk, "thread-tablet")

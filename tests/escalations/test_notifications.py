@@ -1,0 +1,443 @@
+"""Notifications: desk socket events, emails and signed webhooks through the durable outbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.db import transaction
+from django.utils import timezone
+
+from escalations import notifications, services
+from escalations.models import Escalation, OutboxMessage, WebhookEndpoint
+from escalations.notifications import deliver_due
+from tests.conftest import EventLog
+from tests.factories import make_thread
+from tests.threads.test_concurrency import run_concurrently
+from threads.models import Thread
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "whsec-test-secret"
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Receiver:
+    """A real HTTP server that records webhook deliveries and answers scripted statuses."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.statuses: list[int] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver.lock:
+                    receiver.received.append(Received(dict(self.headers.items()), body))
+                    status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/supportdesk"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def endpoint(receiver: Receiver, db: Any) -> WebhookEndpoint:
+    return WebhookEndpoint.objects.create(url=receiver.url, secret=SECRET)
+
+
+def escalate(thread: Thread | None = None, **kwargs: Any) -> Escalation:
+    if thread is None:
+        thread, _ = make_thread(subject="Broken tent")
+    kwargs.setdefault("reason", "needs a person")
+    escalation, _ = services.escalation_open(thread=thread, source="tool", **kwargs)
+    escalation.refresh_from_db()
+    return escalation
+
+
+@pytest.mark.django_db
+def test_it_signs_webhooks_so_a_receiver_can_verify_them(
+    receiver: Receiver, endpoint: WebhookEndpoint, settings: Any
+) -> None:
+    settings.SUPPORTDESK_PUBLIC_URL = "https://desk.example.com"
+    escalation = escalate()
+    row = OutboxMessage.objects.get(escalation=escalation, kind="webhook")
+    assert receiver.received == []  # nothing leaves inside the request
+    assert deliver_due()["outbox_sent"] == 1
+    (delivery,) = receiver.received
+    signature = delivery.headers["X-Supportdesk-Signature"]
+    assert notifications.verify(SECRET, signature, delivery.body)
+    assert not notifications.verify("another-secret", signature, delivery.body)
+    assert not notifications.verify(SECRET, signature, delivery.body + b" ")
+    assert delivery.headers["X-Supportdesk-Delivery"] == str(row.pk)
+    assert delivery.headers["X-Supportdesk-Event"] == "escalation.opened"
+    body = delivery.json()
+    assert (body["id"], body["event"]) == (str(row.pk), "escalation.opened")
+    assert body["data"]["escalation_id"] == str(escalation.pk)
+    assert body["data"]["summary"] == escalation.summary
+    assert body["data"]["thread_url"] == (
+        f"https://desk.example.com/desk/threads/{escalation.thread_id}/"
+    )
+    row.refresh_from_db()
+    assert (row.status, row.attempts, row.last_error) == ("sent", 1, "")
+    assert deliver_due()["outbox_sent"] == 0
+    assert len(receiver.received) == 1
+
+
+def test_it_checks_the_signature_timestamp() -> None:
+    body = b'{"event":"x"}'
+    header = notifications.sign(SECRET, 1_000_000, body)
+    assert notifications.verify(SECRET, header, body, now=1_000_100)
+    assert not notifications.verify(SECRET, header, body, now=1_000_000 + 301)
+    assert not notifications.verify(SECRET, "v1=abc", body)
+
+
+@pytest.mark.django_db
+def test_it_retries_after_a_receiver_error_with_backoff(
+    receiver: Receiver, endpoint: WebhookEndpoint, settings: Any
+) -> None:
+    settings.SUPPORTDESK_OUTBOX_BACKOFF = 20.0
+    receiver.statuses = [500, 503]
+    escalate()
+    row = OutboxMessage.objects.get(kind="webhook")
+    now = timezone.now()
+    assert deliver_due(now=now) == {"outbox_sent": 0, "outbox_retrying": 1, "outbox_failed": 0}
+    row.refresh_from_db()
+    assert (row.status, row.attempts, row.last_error) == (
+        "pending",
+        1,
+        "the receiver answered 500",
+    )
+    first_wait = (row.next_attempt_at - now).total_seconds()
+    assert 15 <= first_wait <= 20
+    assert deliver_due(now=now + timedelta(seconds=1))["outbox_sent"] == 0
+    assert len(receiver.received) == 1
+
+    later = row.next_attempt_at
+    assert deliver_due(now=later)["outbox_retrying"] == 1
+    row.refresh_from_db()
+    assert 30 <= (row.next_attempt_at - later).total_seconds() <= 40  # doubled
+
+    assert deliver_due(now=row.next_attempt_at)["outbox_sent"] == 1
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == ("sent", 3)
+    ids = {r.headers["X-Supportdesk-Delivery"] for r in receiver.received}
+    assert ids == {str(row.pk)}  # one idempotency id across the retries
+    assert len(receiver.received) == 3
+
+
+@pytest.mark.django_db
+def test_it_gives_up_after_the_last_attempt(
+    receiver: Receiver, endpoint: WebhookEndpoint, settings: Any
+) -> None:
+    settings.SUPPORTDESK_OUTBOX_MAX_ATTEMPTS = 2
+    settings.SUPPORTDESK_OUTBOX_BACKOFF = 0.0
+    receiver.statuses = [500, 500, 500]
+    escalate()
+    now = timezone.now()
+    deliver_due(now=now)
+    assert deliver_due(now=now + timedelta(seconds=1))["outbox_failed"] == 1
+    row = OutboxMessage.objects.get(kind="webhook")
+    assert (row.status, row.attempts) == ("failed", 2)
+    assert deliver_due(now=now + timedelta(days=1)) == {
+        "outbox_sent": 0,
+        "outbox_retrying": 0,
+        "outbox_failed": 0,
+    }
+    assert len(receiver.received) == 2
+
+
+@pytest.mark.django_db
+def test_it_retries_an_unreachable_receiver(settings: Any) -> None:
+    settings.SUPPORTDESK_WEBHOOK_TIMEOUT = 0.5
+    WebhookEndpoint.objects.create(url="http://127.0.0.1:9/nobody-listens")
+    escalate()
+    assert deliver_due()["outbox_retrying"] == 1
+    row = OutboxMessage.objects.get()
+    assert row.status == "pending" and row.last_error.startswith("could not reach")
+
+
+@pytest.mark.django_db
+def test_it_fails_a_row_whose_endpoint_was_disabled(
+    receiver: Receiver, endpoint: WebhookEndpoint
+) -> None:
+    escalate()
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(active=False)
+    assert deliver_due()["outbox_failed"] == 1
+    assert OutboxMessage.objects.get().status == "failed"
+    assert receiver.received == []
+
+
+@pytest.mark.django_db
+def test_it_sends_only_the_events_an_endpoint_wants(receiver: Receiver, agent: Any) -> None:
+    WebhookEndpoint.objects.create(url=receiver.url, events=["escalation.assigned"])
+    escalation = escalate()
+    assert not OutboxMessage.objects.exists()
+    services.escalation_claim(escalation=escalation, user=agent)
+    webhooks = OutboxMessage.objects.filter(kind="webhook")
+    assert list(webhooks.values_list("event", flat=True)) == ["escalation.assigned"]
+
+
+@pytest.mark.django_db
+def test_it_redelivers_a_row_whose_sender_died_mid_send(
+    receiver: Receiver, endpoint: WebhookEndpoint, settings: Any
+) -> None:
+    escalate()
+    row = OutboxMessage.objects.get()
+    now = timezone.now()
+    lease = timedelta(seconds=settings.SUPPORTDESK_OUTBOX_LEASE_SECONDS)
+    # What deliver_due's claim does, by a worker that then dies before it sends.
+    assert OutboxMessage.objects.filter(pk=row.pk, attempts=0).update(
+        attempts=1, next_attempt_at=now + lease
+    )
+    assert deliver_due(now=now)["outbox_sent"] == 0
+    assert deliver_due(now=now + lease)["outbox_sent"] == 1
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == ("sent", 2)
+    assert len(receiver.received) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_never_lets_two_workers_send_the_same_row(
+    receiver: Receiver, endpoint: WebhookEndpoint
+) -> None:
+    for _ in range(6):
+        escalate()
+    rows = set(OutboxMessage.objects.values_list("pk", flat=True))
+    assert len(rows) == 6
+
+    results = run_concurrently(4, lambda index: deliver_due())
+    assert all(isinstance(r, dict) for r in results), results
+    assert sum(r["outbox_sent"] for r in results) == 6
+    delivered = [r.headers["X-Supportdesk-Delivery"] for r in receiver.received]
+    assert sorted(delivered) == sorted(str(pk) for pk in rows)
+    assert set(OutboxMessage.objects.values_list("status", flat=True)) == {"sent"}
+
+
+@pytest.mark.django_db
+def test_it_sends_email_through_the_outbox(settings: Any) -> None:
+    settings.SUPPORTDESK_NOTIFY_EMAILS = ["desk@example.com", "lead@example.com"]
+    settings.DEFAULT_FROM_EMAIL = "supportdesk@example.com"
+    escalation = escalate()
+    row = OutboxMessage.objects.get(kind="email")
+    assert mail.outbox == []
+    assert deliver_due()["outbox_sent"] == 1
+    (email,) = mail.outbox
+    assert email.to == ["desk@example.com", "lead@example.com"]
+    assert email.from_email == "supportdesk@example.com"
+    assert email.subject == "[supportdesk] Escalation (normal): Broken tent"
+    assert escalation.summary is not None and escalation.summary in email.body
+    assert f"/desk/threads/{escalation.thread_id}/" in email.body
+    assert email.extra_headers["X-Supportdesk-Delivery"] == str(row.pk)
+    row.refresh_from_db()
+    assert row.status == "sent" and row.sent_at is not None
+    deliver_due()
+    assert len(mail.outbox) == 1
+
+
+@pytest.mark.django_db
+def test_it_emails_the_assignee_when_an_escalation_is_claimed(agent: Any, settings: Any) -> None:
+    settings.SUPPORTDESK_NOTIFY_EMAILS = []
+    escalation = escalate()
+    services.escalation_claim(escalation=escalation, user=agent)
+    row = OutboxMessage.objects.get()
+    assert (row.event, row.payload["to"]) == ("escalation.assigned", [agent.email])
+    deliver_due()
+    assert mail.outbox[0].subject == "[supportdesk] Assigned to you: Broken tent"
+
+
+@pytest.mark.django_db
+def test_it_notifies_the_desk_socket_on_commit(
+    event_log: EventLog, agent: Any, django_capture_on_commit_callbacks: Any, settings: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        escalation = escalate(priority="high")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.escalation_claim(escalation=escalation, user=agent)
+    sent = [e for e in event_log.events if e.type == "notification"]
+    assert [e.payload["kind"] for e in sent] == ["escalation.opened", "escalation.assigned"]
+    opened, assigned = (e.payload for e in sent)
+    assert opened == {
+        "kind": "escalation.opened",
+        "escalation_id": str(escalation.pk),
+        "thread_id": str(escalation.thread_id),
+        "title": "Escalation (high): Broken tent",
+        "summary": escalation.summary,
+        "priority": "high",
+        "source": "tool",
+        "url": f"{settings.SUPPORTDESK_PUBLIC_URL}/desk/threads/{escalation.thread_id}/",
+        "user_id": None,
+        "sla_due_at": None,
+    }
+    assert assigned["user_id"] == agent.pk
+
+
+@pytest.mark.django_db
+def test_it_writes_nothing_when_the_change_rolls_back(
+    endpoint: WebhookEndpoint, settings: Any
+) -> None:
+    settings.SUPPORTDESK_NOTIFY_EMAILS = ["desk@example.com"]
+    thread, _ = make_thread()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        escalate(thread)
+        raise RuntimeError("the request failed after the escalation")
+    assert not OutboxMessage.objects.exists()
+    assert not Escalation.objects.exists()
+
+
+@dataclass(frozen=True)
+class Clock:
+    """What the SLA code hands its hooks (a warning, or a breach row): target and due time."""
+
+    target: str
+    due_at: datetime
+
+
+@pytest.mark.django_db
+def test_it_notifies_an_sla_warning_and_breach_once_each(
+    endpoint: WebhookEndpoint, agent: Any, settings: Any
+) -> None:
+    settings.SUPPORTDESK_NOTIFY_EMAILS = ["desk@example.com"]
+    escalation = escalate()
+    services.escalation_claim(escalation=escalation, user=agent)
+    warning_hooks: list[Any] = []
+    breach_hooks: list[Any] = []
+    notifications.register_sla_hooks(warning_hooks=warning_hooks, breach_hooks=breach_hooks)
+    notifications.register_sla_hooks(warning_hooks=warning_hooks, breach_hooks=breach_hooks)
+    assert (len(warning_hooks), len(breach_hooks)) == (1, 1)
+    due = timezone.now() + timedelta(minutes=5)
+    first = Clock("first_response", due)
+    for hook in warning_hooks + warning_hooks:
+        hook(escalation, first)
+    for hook in breach_hooks:
+        hook(escalation, first)
+    rows = OutboxMessage.objects.exclude(event__in=["escalation.opened", "escalation.assigned"])
+    by_event = {(r.event, r.kind): r for r in rows}
+    assert sorted(by_event) == [
+        ("escalation.sla_breached", "email"),
+        ("escalation.sla_breached", "webhook"),
+        ("escalation.sla_warning", "email"),
+        ("escalation.sla_warning", "webhook"),
+    ]
+    assert by_event["escalation.sla_warning", "email"].payload["to"] == [agent.email]
+    assert by_event["escalation.sla_breached", "email"].payload["to"] == [
+        "desk@example.com",
+        agent.email,
+    ]
+    data = by_event["escalation.sla_warning", "webhook"].payload["data"]
+    assert data["sla_due_at"] == due.isoformat()
+    # The next clock (after the next customer message) warns again.
+    warning_hooks[0](escalation, Clock("next_response", due + timedelta(hours=1)))
+    assert OutboxMessage.objects.filter(event="escalation.sla_warning").count() == 4
+
+
+def test_it_listens_to_the_sla_code_hooks() -> None:
+    sla = pytest.importorskip("escalations.sla")
+    assert notifications.notify_sla_warning in sla.sla_warning_hooks
+    assert notifications.notify_sla_breach in sla.sla_breach_hooks
+
+
+def database_url() -> str:
+    from django.db import connection
+
+    conf = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{conf['NAME']}"
+    auth = conf["USER"] + (f":{conf['PASSWORD']}" if conf["PASSWORD"] else "")
+    return f"postgres://{auth}@{conf['HOST'] or '127.0.0.1'}:{conf['PORT'] or 5432}/{conf['NAME']}"
+
+
+KILLED_AFTER_COMMIT = """
+import os, signal
+from escalations import services
+from threads.models import Thread
+thread = Thread.objects.select_related("customer").get(pk="{thread_id}")
+services.escalation_open(thread=thread, source="tool", reason="then the process died")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_it_delivers_once_after_the_process_is_killed_between_commit_and_send(
+    receiver: Receiver, endpoint: WebhookEndpoint, settings: Any
+) -> None:
+    thread, _ = make_thread(subject="Killed")
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "SECRET_KEY": "kill-test",
+        "DEBUG": "0",
+        "SUPPORTDESK_LLM": "offline",
+        "SUPPORTDESK_NOTIFY_EMAILS": "desk@example.com",
+        "LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            KILLED_AFTER_COMMIT.format(thread_id=thread.pk),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert process.returncode == -signal.SIGKILL, process.stderr.decode()[-2000:]
+    escalation = Escalation.objects.get(thread=thread)
+    rows = OutboxMessage.objects.filter(escalation=escalation)
+    assert sorted(rows.values_list("kind", "status", "attempts")) == [
+        ("email", "pending", 0),
+        ("webhook", "pending", 0),
+    ]
+    assert receiver.received == [] and mail.outbox == []
+
+    assert deliver_due()["outbox_sent"] == 2
+    assert deliver_due()["outbox_sent"] == 0
+    (delivery,) = receiver.received
+    assert delivery.json()["data"]["escalation_id"] == str(escalation.pk)
+    assert notifications.verify(SECRET, delivery.headers["X-Supportdesk-Signature"], delivery.body)
+    assert [email.to for email in mail.outbox] == [["desk@example.com"]]
+    assert set(rows.values_list("status", flat=True)) == {"sent"}
