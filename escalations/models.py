@@ -120,6 +120,9 @@ class Escalation(models.Model):
         indexes = [
             models.Index(fields=["status", "-created_at"], name="escalation_status_idx"),
             models.Index(fields=["thread", "-created_at"], name="escalation_thread_idx"),
+            # The desk list reads each thread's active escalation; leading with both
+            # equality columns makes SQLite (no statistics) use this, not the status index.
+            models.Index(fields=["thread", "status"], name="escalation_thread_status_idx"),
             models.Index(fields=["source", "-created_at"], name="escalation_source_idx"),
             # The assigner: a queue's waiting work, highest priority then oldest first.
             models.Index(
@@ -188,6 +191,7 @@ class HumanRequest(models.Model):
         indexes = [
             models.Index(fields=["status", "expires_at"], name="human_request_status_idx"),
             models.Index(fields=["thread", "-created_at"], name="human_request_thread_idx"),
+            models.Index(fields=["thread", "status"], name="hr_thread_status_idx"),
         ]
 
     def __str__(self) -> str:

@@ -687,4 +687,9 @@ def knowledge_seed() -> int:
     ]
     # ignore_conflicts: two seeders racing (two processes starting together) must not fail.
     KnowledgeArticle.objects.bulk_create(missing, ignore_conflicts=True)
+    if missing:
+        # bulk_create sends no post_save: tell this process's search index directly.
+        from supportdesk.agent import knowledge
+
+        knowledge.clear_cache()
     return len(missing)

@@ -75,3 +75,22 @@ def test_it_rejects_bad_usage_parameters(staff_client: APIClient, params: dict[s
 
 def test_it_keeps_usage_for_staff_only(anon_client: APIClient) -> None:
     assert anon_client.get("/api/v1/desk/usage/").status_code == 401
+
+
+def test_it_rolls_usage_up_in_a_constant_number_of_queries(staff_client: APIClient) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert (
+                staff_client.get("/api/v1/desk/usage/", {"group_by": "thread"}).status_code == 200
+            )
+        return len(ctx.captured_queries)
+
+    for _ in range(3):
+        add_call("gpt-a", 10, 1, "0")
+    few = queries()
+    for _ in range(7):
+        add_call("gpt-b", 10, 1, "0")
+    assert queries() == few

@@ -454,3 +454,26 @@ def test_it_counts_and_filters_pending_approvals_on_staff_threads(
         "results"
     ]
     assert [t["id"] for t in others] == [str(other.pk)]
+
+
+def test_it_drafts_with_the_offline_responder_too(
+    settings: Any, customer_client: APIClient, staff_client: APIClient, draft_thread: Thread
+) -> None:
+    from supportdesk.agent.kb_data import knowledge_seed
+
+    settings.SUPPORTDESK_LLM = "offline"
+    knowledge_seed()
+    post(
+        customer_client,
+        draft_thread,
+        "What is your return policy? How many days do I have to send an item back?",
+    )
+    drain()
+    turn = AgentTurn.objects.get(thread=draft_thread)
+    assert (turn.outcome, turn.error) == ("draft", "")
+    draft = ApprovalDraft.objects.get(thread=draft_thread)
+    assert (draft.status, draft.message.provider) == ("pending", "offline")
+    assert "30 days" in draft.content
+    assert len(customer_texts(customer_client, draft_thread)) == 1
+    staff_client.post(f"/api/v1/desk/approvals/{draft.pk}/approve/", {}, format="json")
+    assert customer_texts(customer_client, draft_thread)[-1] == draft.content
