@@ -257,7 +257,7 @@ def human_request_answer(*, request: Any, user: Any, answer: str) -> Any:
     """
     from escalations.exceptions import AlreadyAnswered
     from escalations.models import HumanRequest, HumanRequestStatus
-    from threads.models import AuthorKind, Role, Visibility
+    from threads.models import AuthorKind
 
     won = HumanRequest.objects.filter(pk=request.pk, status=HumanRequestStatus.PENDING).update(
         status=HumanRequestStatus.ANSWERED,
@@ -268,14 +268,23 @@ def human_request_answer(*, request: Any, user: Any, answer: str) -> Any:
     if not won:
         raise AlreadyAnswered()
     request.refresh_from_db()
+    _tool_result(request, content=answer, author_kind=AuthorKind.HUMAN, user=user)
+    return request
+
+
+def _tool_result(request: Any, *, content: str, author_kind: str, user: Any = None) -> None:
+    """Store the ``tool`` message that closes the AI's ``ask_human`` call (staff-only),
+    let the AI runtime resume or end the turn, and announce the new state."""
+    from threads.models import Role, Visibility
+
     thread = Thread.objects.select_related("customer").get(pk=request.thread_id)
     message = thread_services.message_create(
         thread=thread,
         role=Role.TOOL,
-        author_kind=AuthorKind.HUMAN,
+        author_kind=author_kind,
         author_user=user,
-        content=answer,
-        provider="human",
+        content=content,
+        provider="human" if user is not None else "system",
         visibility=Visibility.INTERNAL,
         tool_call_id=request.tool_call_id,
     )
@@ -286,14 +295,13 @@ def human_request_answer(*, request: Any, user: Any, answer: str) -> Any:
         thread_id=str(thread.pk),
         payload={"human_request_id": str(request.pk), "status": request.status},
     )
-    return request
 
 
 def human_request_expire_due(*, now: Any = None) -> int:
     """Expire unanswered questions past ``expires_at``: the AI is told nobody answered
     and its turn ends in an escalation (never a silent thread)."""
     from escalations.models import HumanRequest, HumanRequestStatus
-    from threads.models import AuthorKind, Role, Visibility
+    from threads.models import AuthorKind
 
     now = now or timezone.now()
     expired = 0
@@ -306,23 +314,7 @@ def human_request_expire_due(*, now: Any = None) -> int:
                 continue
             request.status = HumanRequestStatus.EXPIRED
             expired += 1
-            thread = Thread.objects.select_related("customer").get(pk=request.thread_id)
-            message = thread_services.message_create(
-                thread=thread,
-                role=Role.TOOL,
-                author_kind=AuthorKind.SYSTEM,
-                content=NO_ANSWER,
-                provider="system",
-                visibility=Visibility.INTERNAL,
-                tool_call_id=request.tool_call_id,
-            )
-            for hook in human_request_resolved_hooks:
-                hook(request, message)
-            events.emit(
-                "human_request.updated",
-                thread_id=str(thread.pk),
-                payload={"human_request_id": str(request.pk), "status": request.status},
-            )
+            _tool_result(request, content=NO_ANSWER, author_kind=AuthorKind.SYSTEM)
     return expired
 
 
