@@ -13,6 +13,7 @@ stopped instead of repeating side effects.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -503,9 +504,11 @@ def _ai_loop(lease: Lease, turn: AgentTurn, thread: Thread, *, copilot: bool = F
         messages = agent_context.build_messages(turn, thread)
         reply_id = uuid.uuid4()
         public = thread.ai_mode == AIMode.AUTO and not copilot
-        stream = _delta_sender(thread, reply_id) if public else None
+        stream = DeltaSender(thread, reply_id) if public else None
         try:
             completion = provider.complete(messages=messages, tools=tool_specs, on_delta=stream)
+            if stream is not None:
+                stream.flush()
         except ProviderError as exc:
             if copilot:
                 _stand_down(lease, str(exc))
@@ -555,17 +558,46 @@ def _ai_loop(lease: Lease, turn: AgentTurn, thread: Thread, *, copilot: bool = F
     )
 
 
-def _delta_sender(thread: Thread, message_id: uuid.UUID) -> Any:
-    seq_hint = thread.last_seq + 1
+class DeltaSender:
+    """Streams the public reply as ``message.delta`` events, a few words at a time.
 
-    def send(delta: str) -> None:
+    Model servers send a token or two per chunk; one event per chunk costs a broadcast
+    each, so text is gathered until it is DELTA_MIN_CHARS long or DELTA_MAX_WAIT old.
+    ``flush`` sends the rest once the stream ends.
+    """
+
+    DELTA_MIN_CHARS = 24
+    DELTA_MAX_WAIT = 0.08
+
+    def __init__(self, thread: Thread, message_id: uuid.UUID) -> None:
+        self.thread_id = str(thread.pk)
+        self.message_id = str(message_id)
+        self.seq_hint = thread.last_seq + 1
+        self.pending: list[str] = []
+        self.size = 0
+        self.since = 0.0
+
+    def __call__(self, delta: str) -> None:
+        if not self.pending:
+            self.since = time.monotonic()
+        self.pending.append(delta)
+        self.size += len(delta)
+        if (
+            self.size >= self.DELTA_MIN_CHARS
+            or time.monotonic() - self.since >= self.DELTA_MAX_WAIT
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        text = "".join(self.pending)
+        self.pending, self.size = [], 0
         events.emit(
             "message.delta",
-            thread_id=str(thread.pk),
-            payload={"message_id": str(message_id), "seq": seq_hint, "delta": delta},
+            thread_id=self.thread_id,
+            payload={"message_id": self.message_id, "seq": self.seq_hint, "delta": text},
         )
-
-    return send
 
 
 def _tool_step(
