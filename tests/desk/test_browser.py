@@ -7,7 +7,6 @@ Screenshots of every page land in artifacts/screenshots/.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable
@@ -27,12 +26,6 @@ from threads import services
 from threads.models import Message, Responder, Thread, Visibility
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-# Whether to also prove, frame by frame, that changes came over the sockets. With
-# channels-redis, frames that the web process sends after it has been idle a few seconds
-# arrive late or not at all (a known issue of the realtime layer); the pages still show
-# them through their polling fallback, which the UI assertions check either way.
-CHECK_FRAMES = not os.environ.get("REDIS_URL")
 
 # Ends up in the page as text only: if it ever became markup, the handler would set the
 # flag (or open a dialog, which fails the test).
@@ -148,8 +141,7 @@ def test_it_hands_a_customer_from_the_ai_to_an_agent_and_back(
     expect(widget.locator(".status-text")).to_have_text("Waiting for a person…")
     row = desk.locator(f'tr[data-thread="{thread.pk}"]')
     expect(row.locator(".badge-escalation")).to_be_visible(timeout=15_000)
-    if CHECK_FRAMES:
-        wait_for_frame(desk, desk_frames, lambda frame: frame["type"] == "escalation.created")
+    wait_for_frame(desk, desk_frames, lambda frame: frame["type"] == "escalation.created")
     screenshot(desk, "inbox")
     screenshot(widget, "widget-waiting")
 
@@ -173,23 +165,23 @@ def test_it_hands_a_customer_from_the_ai_to_an_agent_and_back(
     reply = widget.locator(".msg.human").last
     expect(reply.locator(".text")).to_have_text("Hi, I'm Alex. I'll sort this out.", timeout=15_000)
     expect(reply.locator(".who")).to_have_text("Alex Rivera from Support")
-    if CHECK_FRAMES:  # over the customer socket, not only through the polling fallback
-        wait_for_frame(
-            widget,
-            widget_frames,
-            lambda frame: (
-                frame["type"] == "message.created"
-                and frame["message"]["content"] == "Hi, I'm Alex. I'll sort this out."
-            ),
-        )
-        wait_for_frame(
-            widget,
-            widget_frames,
-            lambda frame: (
-                frame["type"] == "thread.updated"
-                and frame["thread"]["agent"] == {"name": "Alex Rivera"}
-            ),
-        )
+    # Over the customer socket, not only through the polling fallback.
+    wait_for_frame(
+        widget,
+        widget_frames,
+        lambda frame: (
+            frame["type"] == "message.created"
+            and frame["message"]["content"] == "Hi, I'm Alex. I'll sort this out."
+        ),
+    )
+    wait_for_frame(
+        widget,
+        widget_frames,
+        lambda frame: (
+            frame["type"] == "thread.updated"
+            and frame["thread"]["agent"] == {"name": "Alex Rivera"}
+        ),
+    )
 
     # An internal note stays on the desk.
     desk.locator("input[name=mode][value=note]").check()

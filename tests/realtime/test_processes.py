@@ -142,6 +142,45 @@ async def test_it_delivers_desk_frames_across_servers(servers: Servers, redis_ur
     assert frame["message"]["visibility"] == "public"
 
 
+# Longer than channels-redis's blocking read (5 s) and redis-py's old socket timeout:
+# frames sent after such a silence once arrived seconds late, or not at all.
+IDLE_SECONDS = 6.5
+# Far below the pages' polling fallback (8 s): a frame that took longer did not come live.
+LIVE_WITHIN_SECONDS = 3.0
+
+
+async def test_it_delivers_frames_sent_after_the_processes_were_idle(
+    servers: Servers, redis_url: str
+) -> None:
+    first = servers.start(redis_url=redis_url)
+    second = servers.start(redis_url=redis_url)
+    thread, token = await new_thread()
+    staff = await staff_token(await database_sync_to_async(UserFactory)())
+    customer_url = f"{second.ws}/ws/threads/{thread.pk}/?token={token}&after=0"
+    async with (
+        connect(customer_url, origin=second.http) as customer,  # type: ignore[arg-type]
+        connect(f"{second.ws}/ws/desk/?token={staff}", origin=second.http) as desk,  # type: ignore[arg-type]
+    ):
+        for round_ in range(2):
+            await asyncio.sleep(IDLE_SECONDS)
+            content = f"After a silence, round {round_}"
+            status, _ = await asyncio.to_thread(
+                http_json,
+                "POST",
+                f"{first.http}/api/v1/threads/{thread.pk}/messages/",
+                {"content": content},
+                {"Authorization": f"Bearer {token}"},
+            )
+            assert status == 201
+            for socket in (customer, desk):
+                async with asyncio.timeout(LIVE_WITHIN_SECONDS):
+                    while True:
+                        frame = json.loads(await socket.recv())
+                        if frame["type"] == "message.created":
+                            break
+                assert frame["message"]["content"] == content
+
+
 async def test_it_catches_up_every_client_after_the_server_is_killed_mid_stream(
     servers: Servers,
 ) -> None:
