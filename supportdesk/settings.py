@@ -122,7 +122,8 @@ if REDIS_URL:
     }
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # clear() deletes this cache's keys only, never the layer's (supportdesk/cache.py).
+            "BACKEND": "supportdesk.cache.PrefixedRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "supportdesk"),
         }

@@ -19,9 +19,9 @@ from tests.threads.test_concurrency import run_concurrently
 from threads.models import Message, Thread
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
-# The buckets get a Redis database of their own on that server: every test empties the
-# cache's database (cache.clear() is a FLUSHDB), in parallel test processes too, which
-# would refill buckets in the middle of another test.
+# The buckets get a Redis database of their own on that server, apart from the cache's,
+# which every test clears (in parallel test processes too): a clear must never refill
+# buckets in the middle of another test.
 LIMITS_DB = 12
 
 

@@ -16,9 +16,9 @@ from django.db import connections
 
 from supportdesk.env import env_str
 
-# The channel layer of these tests gets a Redis database of its own: the suite's
-# autouse cache.clear() (FLUSHDB of the cache's database, REDIS_URL's) would otherwise
-# wipe the layer's group memberships under running servers.
+# The channel layer of these tests gets a Redis database of its own, apart from the
+# cache's (REDIS_URL's), which every test clears: server processes of other test runs
+# (which may use a plain FLUSHDB-ing cache) cannot wipe the layer under running servers.
 LAYER_REDIS_DB = 14
 _url = env_str("REDIS_URL")
 LAYER_REDIS_URL = urlunsplit(urlsplit(_url)._replace(path=f"/{LAYER_REDIS_DB}")) if _url else None
