@@ -372,6 +372,35 @@ def thread_update(
 
 
 @transaction.atomic(savepoint=False)  # all or nothing with its caller: no savepoint needed
+def thread_assign_unowned(*, thread: Thread, assignee: User, reason: str = "") -> bool:
+    """Hand ``thread`` to the human agent ``assignee`` if nobody holds it and it is not
+    closed (the escalations auto-assigner, for one escalation); returns whether it did.
+
+    One conditional UPDATE checked by row count — a human who took the thread over by
+    replying in the meantime keeps it — then one Assignment row; ``thread.updated`` is
+    broadcast. The assignee must be an active agent (InvalidAssignee otherwise).
+    """
+    if not user_is_agent(assignee):
+        raise InvalidAssignee()
+    now = timezone.now()
+    won = (
+        Thread.objects.filter(pk=thread.pk, assignee__isnull=True)
+        .exclude(status=ThreadStatus.CLOSED)
+        .update(responder=Responder.HUMAN, assignee=assignee, updated_at=now)
+    )
+    if not won:
+        return False
+    thread.responder = Responder.HUMAN
+    thread.assignee = assignee
+    thread.updated_at = now
+    Assignment.objects.create(
+        thread=thread, responder=Responder.HUMAN, assignee=assignee, reason=reason[:500]
+    )
+    events.emit("thread.updated", thread_id=str(thread.pk), payload={"reason": "assigned"})
+    return True
+
+
+@transaction.atomic(savepoint=False)  # all or nothing with its caller: no savepoint needed
 def thread_assign_many(
     *,
     assignments: Sequence[tuple[Thread, User, str]],
