@@ -11,9 +11,10 @@ what they hold, their capacity is filled again, until nothing waits. Every query
 assignment runs is captured (``CaptureQueriesContext``) and divided by the escalations
 assigned. Measured with the claimed hooks other features register (notifications) and
 without them (the assignment's own queries). Also measured: the single-escalation
-event paths — an escalation opening while an agent has room (``assign_queue``), and a
-resolution freeing one slot (``assign_agent``) — whose query counts must not grow with
-the agents or the backlog.
+event paths — an escalation opening while an agent has room (handed out inside the
+opening transaction: the opening's queries minus those of the same opening with
+auto-assignment off), and a resolution freeing one slot (``assign_agent``) — whose
+query counts must not grow with the agents or the backlog.
 
 **SLA sweep** (``escalations.sla.sla_sweep``): 1 000 and 100 000 active escalations on
 as many threads, of which the same 200 are due; two processes (one database each)
@@ -141,7 +142,8 @@ def run_assignment(databases: Databases, sizes: list[tuple[int, int]]) -> list[d
             log(
                 f"ops:   {outcome['assigned']} assigned in {outcome['runs']} runs, "
                 f"{outcome['per_assignment']:.3f} queries per assignment; "
-                f"opened path {outcome['opened_queries']} queries, "
+                f"an opening hands out in +{outcome['opened_queries']} queries "
+                f"({outcome['opening_queries']} vs {outcome['opening_queries_manual']}), "
                 f"resolved path {outcome['resolved_queries']} queries"
             )
             results.append(outcome)
@@ -235,8 +237,9 @@ def rows(outcome: dict[str, Any]) -> list[dict[str, Any]]:
                     else "info",
                     "detail": (
                         f"{r['queries']} queries, {r['assigned']} assigned in {r['runs']} runs, "
-                        f"{r['ms_per_assignment']:.2f} ms each; one escalation opening: "
-                        f"{r['opened_queries']} queries, one resolution: "
+                        f"{r['ms_per_assignment']:.2f} ms each; one escalation opening "
+                        f"handed out: +{r['opened_queries']} queries "
+                        f"({r['opening_queries']} in all), one resolution: "
                         f"{r['resolved_queries']} queries"
                     ),
                 }
@@ -465,16 +468,27 @@ def assign_bench(agents: int, backlog: int, hooks: bool) -> dict[str, Any]:
     if assigned != backlog:
         raise RuntimeError(f"assigned {assigned} of {backlog}")
 
-    # One escalation opening while an agent has room: the on-commit assign_queue run.
-    opened: list[int] = []
-    real = _counting(routing, "assign_queue", opened)
-    for thread in _seed_threads(EVENT_SAMPLES):
-        presence.update(last_seen_at=timezone.now())
-        services.escalation_open(
-            thread=thread, source="tool", reason="bench", notify_customer=False
-        )
-        finish_all()
+    # One escalation opening while an agent has room: handed out inside the opening
+    # transaction. Its cost is the opening's queries minus those of the same opening in
+    # the queue with auto-assignment off; a queue run after the commit would be a miss.
+    openings: dict[bool, list[int]] = {False: [], True: []}
+    late_runs: list[int] = []
+    real = _counting(routing, "assign_queue", late_runs)
+    for auto in (False, True):
+        Queue.objects.filter(pk=queue.pk).update(auto_assign=auto)
+        for thread in _seed_threads(EVENT_SAMPLES):
+            presence.update(last_seen_at=timezone.now())
+            with _capture() as ctx:
+                escalation, _ = services.escalation_open(
+                    thread=thread, source="tool", reason="bench", notify_customer=False
+                )
+            openings[auto].append(len(ctx.captured_queries))
+            if auto and escalation.status != EscalationStatus.CLAIMED:
+                raise RuntimeError("an opening with an agent free was not handed out")
+            finish_all()
     routing.assign_queue = real  # type: ignore[assignment]
+    if late_runs:
+        raise RuntimeError(f"{len(late_runs)} openings were handed out after the commit")
     # One resolution freeing a slot while escalations wait: the on-commit assign_agent run.
     resolved: list[int] = []
     _counting(routing, "assign_agent", resolved)
@@ -486,16 +500,18 @@ def assign_bench(agents: int, backlog: int, hooks: bool) -> dict[str, Any]:
             "claimed_by"
         )[0]
         services.escalation_resolve(escalation=held, user=held.claimed_by)
-    if len(opened) != EVENT_SAMPLES or len(resolved) != EVENT_SAMPLES:
-        raise RuntimeError(f"event paths assigned {len(opened)} / {len(resolved)} times")
+    if len(resolved) != EVENT_SAMPLES:
+        raise RuntimeError(f"resolutions handed out work {len(resolved)} times")
     return {
         "assigned": assigned,
         "runs": runs,
         "queries": queries,
         "per_assignment": queries / assigned,
         "ms_per_assignment": seconds * 1000 / assigned,
-        "opened_queries": max(opened),
-        "opened_queries_min": min(opened),
+        "opened_queries": max(openings[True]) - max(openings[False]),
+        "opened_queries_min": min(openings[True]) - min(openings[False]),
+        "opening_queries": max(openings[True]),
+        "opening_queries_manual": max(openings[False]),
         "resolved_queries": max(resolved),
         "resolved_queries_min": min(resolved),
         "claimed_hooks": [getattr(h, "__qualname__", repr(h)) for h in services.claimed_hooks],

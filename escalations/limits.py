@@ -1,7 +1,8 @@
 """Escalation rate limits: token buckets per thread, per customer and per queue.
 
 ``escalation_open`` asks :func:`check` before it creates an escalation (a merge into the
-thread's active escalation never counts). Over a limit the escalation is still created —
+thread's active escalation never counts), once the routing has chosen its queue: the
+per-queue bucket is the one of the queue the escalation lands in, keyword rules included. Over a limit the escalation is still created —
 a customer who needs a person is never dropped — but it is marked ``throttled`` with a
 note and nobody is notified about it, so a loop (AI ↔ human ping-pong, a flood of
 handoffs) cannot become a storm of emails and webhooks.
@@ -21,7 +22,6 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,25 +36,11 @@ logger = logging.getLogger(__name__)
 
 LIMITS = ("per_thread", "per_customer", "per_queue")
 
-# The queue an escalation of this thread would join; the routing code installs its own
-# with :func:`set_queue_resolver`. Until then every escalation is in one queue.
-QueueResolver = Callable[[Thread, str], str]
 
-
-def _default_queue(thread: Thread, source: str) -> str:
-    return "default"
-
-
-_queue_resolver: QueueResolver = _default_queue
-
-
-def set_queue_resolver(resolver: QueueResolver | None) -> QueueResolver:
-    """Install how to name the queue of a new escalation (``None``: one queue for all);
-    returns the resolver it replaces."""
-    global _queue_resolver
-    previous = _queue_resolver
-    _queue_resolver = resolver or _default_queue
-    return previous
+def queue_key(queue: Any) -> str:
+    """The per-queue bucket's name: the queue the escalation joins (``None``: no queue,
+    one bucket for every unqueued escalation)."""
+    return f"queue:{queue.pk}" if queue is not None else "queue:none"
 
 
 @dataclass(frozen=True)
@@ -105,12 +91,12 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
-def buckets_for(thread: Thread, source: str) -> list[Bucket]:
-    """The buckets an escalation of ``thread`` takes a token from."""
+def buckets_for(thread: Thread, queue: Any = None) -> list[Bucket]:
+    """The buckets an escalation of ``thread`` into ``queue`` takes a token from."""
     idents = {
         "per_thread": str(thread.pk),
         "per_customer": str(thread.customer_id),
-        "per_queue": _queue_resolver(thread, source),
+        "per_queue": queue_key(queue),
     }
     buckets = []
     for name in LIMITS:
@@ -122,18 +108,18 @@ def buckets_for(thread: Thread, source: str) -> list[Bucket]:
     return buckets
 
 
-def check(*, thread: Thread, source: str) -> Decision:
+def check(*, thread: Thread, source: str, queue: Any = None) -> Decision:
     """Take one token from each of the thread's buckets, all or nothing.
 
     Called by ``escalation_open`` inside its transaction, just before it creates a new
-    escalation. Sources in ``SUPPORTDESK_ESCALATION_LIMITS_EXEMPT`` (a staff member's own
+    escalation in ``queue`` (the routing's choice: the per-queue bucket is that queue's). Sources in ``SUPPORTDESK_ESCALATION_LIMITS_EXEMPT`` (a staff member's own
     escalation) are never limited. Never raises: a limiter that fails allows.
     """
     if not settings.SUPPORTDESK_RATE_LIMITS_ENABLED:
         return ALLOWED
     if source in settings.SUPPORTDESK_ESCALATION_LIMITS_EXEMPT:
         return ALLOWED
-    buckets = buckets_for(thread, source)
+    buckets = buckets_for(thread, queue)
     if not buckets:
         return ALLOWED
     try:

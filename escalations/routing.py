@@ -6,13 +6,15 @@ source, a keyword of the reason — else to the default queue, else nowhere (the
 manual claim picks it up). The queue's default priority is a floor for its escalations;
 its SLA policy starts the first-response clock (``escalations.sla``).
 
-**Auto-assignment** is event-driven, never on a timer. It runs after the commit of:
+**Auto-assignment** is event-driven, never on a timer. It runs:
 
-- an escalation opening in a queue with ``auto_assign`` on (``assign_queue``);
-- an agent coming online, and an agent's escalation being resolved, which frees
-  capacity (``assign_agent``);
-- a supervisor turning ``auto_assign`` back on, a member joining, a capacity raise
-  (``assign_queue``), and ``manage.py assign_backlog``.
+- when an escalation opens in a queue with ``auto_assign`` on: inside the opening
+  transaction if an online agent member has room (``_assign_new``), else after the
+  commit (``assign_queue``);
+- after the commit of an agent coming online, and of an agent's escalation being
+  resolved, which frees capacity (``assign_agent``);
+- after the commit of a supervisor turning ``auto_assign`` back on, a member joining, a
+  capacity raise (``assign_queue``), and ``manage.py assign_backlog``.
 
 Each run hands the waiting escalations — highest priority first, then oldest — to online
 agent members of the queue who hold fewer than their capacity of claimed escalations
@@ -20,11 +22,14 @@ agent members of the queue who hold fewer than their capacity of claimed escalat
 agent assigned least recently goes next) or least-loaded (fewest held, then least
 recently assigned). A manual claim stays possible and is not limited.
 
-Why after the commit rather than inside the triggering transaction: the trigger (a
-customer's handoff, an agent's presence heartbeat, a resolution) must not fail, wait on
-agents' locks or hold them because of assignment, and the escalation has to be visible
-to every assigner before anyone can pick it. An assignment lost to a crash between the
-commit and the callback is picked up by the next trigger or ``assign_backlog``.
+Why runs happen after the commit: the trigger (a customer's handoff, an agent's
+presence heartbeat, a resolution) must not wait on agents' locks because of assignment,
+and waiting escalations have to be visible to every assigner before anyone can pick
+them. The one exception is the new escalation itself, which nobody else can see yet: the
+opening transaction gives it to the next agent with room whose row it can lock without
+waiting (``SKIP LOCKED``), and otherwise leaves it to the run after its commit. An
+assignment lost to a crash between a commit and its callback is picked up by the next
+trigger or ``assign_backlog``.
 
 **Concurrency.** An assignment run locks the candidate agents' ``AgentProfile`` rows (in
 primary-key order, so runs never deadlock), counts what each holds *after* taking the
@@ -38,6 +43,9 @@ what keeps a waiting escalation from being missed by two concurrent runs.
 **Cost.** One run is a constant number of queries whatever the number of agents and
 escalations it handles (no per-row query): agents, their load, the escalations, one
 bulk update of escalations, of threads and of agents, one insert of Assignment rows.
+A new escalation handed out in its own transaction costs four queries more than one
+that waits: the agent, the thread, the Assignment row and the agent's cursor (the claim
+is part of the routing's UPDATE of the escalation).
 """
 
 from __future__ import annotations
@@ -50,9 +58,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from escalations import services as escalation_services
@@ -71,6 +81,7 @@ from escalations.models import (
 )
 from threads import events
 from threads import services as thread_services
+from threads.exceptions import InvalidAssignee
 from threads.models import Thread, ThreadStatus
 
 logger = logging.getLogger(__name__)
@@ -118,39 +129,135 @@ def route(*, priority: str, source: str, reason: str) -> Queue | None:
     )
 
 
-def queue_name_for_limits(thread: Thread, source: str) -> str:
-    """The queue key of the per-queue escalation rate limit (``escalations.limits``).
-
-    It is asked before the escalation exists, without its reason, so keyword rules are
-    not seen here: a keyword-routed escalation counts against the queue that its
-    priority and source alone would give.
-    """
-    queue = route(priority=thread.priority, source=source, reason="")
-    return f"queue:{queue.pk}" if queue is not None else "queue:none"
+def queue_for(thread: Thread, source: str, reason: str) -> Queue | None:
+    """``escalation_services.queue_router``: the queue a new escalation of ``thread``
+    joins, chosen before the rate limits (whose per-queue bucket is this queue's) and
+    stored on the escalation when it is created."""
+    return route(priority=thread.priority, source=source, reason=reason)
 
 
 def on_escalation_opened(escalation: Escalation) -> None:
-    """``opened_hooks``: put the new escalation in its queue, raise its priority to the
-    queue's floor, start its first-response clock (on the escalation and the thread) and,
-    after the commit, hand it out if the queue assigns automatically."""
-    thread = escalation.thread
-    queue = route(priority=thread.priority, source=escalation.source, reason=escalation.reason)
+    """``opened_hooks``: the escalation is in its queue (``queue_for``); raise its
+    priority to the queue's floor, start its first-response clock (on the escalation and
+    the thread) and, if the queue assigns automatically, hand it to an agent.
+
+    The hand-out happens here, in the escalation's own transaction, when an online agent
+    member has room (``_assign_new``: four queries, the claim itself folded into the
+    routing's UPDATE). When nobody has room, or the candidate changed under us, the
+    escalation waits and a queue run after the commit (``assign_queue``) tries again:
+    that run locks the agents and so sees every capacity freed meanwhile.
+    """
+    queue = escalation.queue
     if queue is None:
         return
+    thread = escalation.thread
     priority = sla.higher(escalation.priority, queue.default_priority)
-    fields: dict[str, Any] = {"queue": queue, "priority": priority}
+    fields: dict[str, Any] = {"priority": priority}
     fields |= sla.first_response_clock(
         queue=queue, priority=priority, started=escalation.created_at
     )
-    Escalation.objects.filter(pk=escalation.pk).update(**fields)
+    outcome = ""
+    if queue.auto_assign and thread.assignee_id is None and thread.status != ThreadStatus.CLOSED:
+        outcome = _assign_new(escalation, queue, fields)
+    if not outcome:
+        Escalation.objects.filter(pk=escalation.pk).update(**fields)
     for name, value in fields.items():
         setattr(escalation, name, value)
     if fields["sla_due_at"] is not None:
         # The thread's copy for the desk (escalation_open broadcasts thread.updated).
         Thread.objects.filter(pk=thread.pk).update(sla_due_at=fields["sla_due_at"])
         thread.sla_due_at = fields["sla_due_at"]
-    if queue.auto_assign:
+    if queue.auto_assign and outcome != CLAIMED:
         after_commit(assign_queue, queue.pk)
+
+
+def _held(user_ref: Any) -> Subquery:
+    """How many escalations ``user_ref`` (a user id or an OuterRef to one) holds."""
+    return Subquery(
+        Escalation.objects.filter(status=EscalationStatus.CLAIMED, claimed_by_id=user_ref)
+        .order_by()
+        .values("claimed_by_id")
+        .annotate(n=Count("pk"))
+        .values("n")[:1]
+    )
+
+
+def _pick_new(queue: Queue, now: datetime) -> AgentProfile | None:
+    """The online agent member of ``queue`` next in line by its strategy who has room,
+    with their profile row locked — ``SKIP LOCKED``: an agent another assigner is
+    handing work to right now is passed over, never waited for. One query.
+
+    The load read here is only a preference (on PostgreSQL it is as of the start of the
+    statement, not of the lock); the claim re-counts it under the lock."""
+    members = QueueMember.objects.filter(
+        queue_id=queue.pk, role=QueueRole.AGENT, user_id=OuterRef("user_id")
+    )
+    cursor = F("last_assigned_at").asc(nulls_first=True)
+    order: list[Any] = [cursor, "pk"]
+    if queue.strategy == AssignStrategy.LEAST_LOADED:
+        order = ["load", cursor, "pk"]
+    return (
+        eligible_profiles(now)
+        .filter(Exists(members))
+        .annotate(load=Coalesce(_held(OuterRef("user_id")), 0))
+        .filter(load__lt=Coalesce("max_open", Value(settings.SUPPORTDESK_AGENT_CAPACITY)))
+        .select_related("user")
+        .order_by(*order)
+        .select_for_update(skip_locked=True, of=("self",))
+        .first()
+    )
+
+
+CLAIMED = "claimed"  # _assign_new: claimed, routing fields written
+WRITTEN = "written"  # _assign_new: not claimed, routing fields written
+
+
+def _assign_new(escalation: Escalation, queue: Queue, fields: dict[str, Any]) -> str:
+    """Claim the new escalation for the next agent of ``queue`` in the opening
+    transaction, writing the routing ``fields`` with the claim. Returns ``CLAIMED``;
+    ``WRITTEN`` when the thread turned out to be someone's already (the fields are
+    written, the escalation stays open); "" (nothing written) when nobody can take it
+    now.
+
+    Five statements, one of which (the escalation's UPDATE, here with the claim) the
+    routing writes anyway: the agent (locked), the escalation, the thread (conditional:
+    still unowned), the Assignment row, the agent's round-robin cursor. Capacity holds
+    because the claim counts the agent's load in a statement that starts after their
+    row is locked, and every assigner holds that lock while it gives them work. Nobody
+    else can see, let alone claim, an escalation that is not committed yet. Nothing
+    here waits on a lock (the thread's is the opening transaction's already).
+    """
+    now = timezone.now()
+    profile = _pick_new(queue, now)
+    if profile is None:
+        return ""
+    user = profile.user
+    claim = {"status": EscalationStatus.CLAIMED, "claimed_by": user, "claimed_at": now}
+    won = (
+        Escalation.objects.filter(pk=escalation.pk, status=EscalationStatus.OPEN)
+        .alias(load=Coalesce(_held(user.pk), 0))
+        .filter(load__lt=profile.capacity)
+        .update(**fields, **claim)
+    )
+    if not won:
+        return ""
+    try:
+        handed = thread_services.thread_assign_unowned(
+            thread=escalation.thread, assignee=user, reason=_reason(escalation)
+        )
+    except InvalidAssignee:  # cannot happen: the pick only takes active agents
+        handed = False
+    if not handed:
+        # A human took the thread over meanwhile: theirs, and the escalation stays open
+        # (with the routing fields, which the claim wrote).
+        Escalation.objects.filter(pk=escalation.pk).update(
+            status=EscalationStatus.OPEN, claimed_by=None, claimed_at=None
+        )
+        return WRITTEN
+    AgentProfile.objects.filter(pk=profile.pk).update(last_assigned_at=now)
+    for name, value in claim.items():
+        setattr(escalation, name, value)
+    return CLAIMED
 
 
 def on_escalation_resolved(escalation: Escalation) -> None:
@@ -555,8 +662,6 @@ def queue_stats(*, now: datetime | None = None) -> list[QueueStats]:
 
 def install() -> None:
     """Plug routing, SLA clocks and auto-assignment into the services (apps.ready)."""
-    from escalations import limits
-
     # First among the opened hooks: the queue, priority and SLA due date it sets are what
     # the summary and the notifications (escalations.operations) then report.
     if on_escalation_opened not in escalation_services.opened_hooks:
@@ -570,4 +675,4 @@ def install() -> None:
     for registry, hook in hooks:
         if hook not in registry:
             registry.append(hook)
-    limits.set_queue_resolver(queue_name_for_limits)
+    escalation_services.queue_router = queue_for

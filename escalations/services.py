@@ -32,6 +32,12 @@ opened_hooks: list[Callable[[Escalation], object]] = []
 claimed_hooks: list[Callable[[Escalation], object]] = []
 resolved_hooks: list[Callable[[Escalation], object]] = []
 
+# Routing (escalations.routing) installs how a new escalation's queue is chosen, from
+# the thread, the source and the reason: ``queue_router(thread, source, reason)``. It is
+# asked before the rate limits, so the per-queue limit counts the queue the escalation
+# lands in (keyword rules included). None: escalations have no queue.
+queue_router: Callable[[Thread, str, str], Any] | None = None
+
 
 def escalation_payload(escalation: Escalation) -> dict[str, Any]:
     return {"escalation_id": str(escalation.pk), "status": escalation.status}
@@ -58,21 +64,26 @@ def escalation_open(
     Assignment row and posts a short public notice for the customer. Broadcasts
     ``escalation.created`` (or ``escalation.updated`` on a merge) and ``thread.updated``.
     Over an escalation rate limit (escalations.limits) it is still created, but marked
-    ``throttled``: nobody is notified about it.
+    ``throttled``: nobody is notified about it. The queue (``queue_router``) is chosen
+    first, so the per-queue limit is the one of the queue the escalation joins. An opened
+    hook may claim it for an agent (auto-assignment); ``claimed_hooks`` then run too.
     """
     existing = Escalation.objects.filter(thread=thread, status__in=ACTIVE_ESCALATION).first()
     if existing is not None:
         return _merge(
             existing, reason=reason, ai_suggestion=ai_suggestion, confidence=confidence
         ), False
+    reason = reason[:1000]
+    queue = queue_router(thread, source, reason) if queue_router is not None else None
     # Only a new escalation takes a token: merges never count against the limits.
-    decision = escalation_limits.check(thread=thread, source=source)
+    decision = escalation_limits.check(thread=thread, source=source, queue=queue)
     try:
         with transaction.atomic():
             escalation = Escalation.objects.create(
                 thread=thread,
+                queue=queue,
                 source=source,
-                reason=reason[:1000],
+                reason=reason,
                 confidence=confidence,
                 ai_suggestion=ai_suggestion,
                 summary=summary,
@@ -105,6 +116,15 @@ def escalation_open(
         "escalation.created", thread_id=str(thread.pk), payload=escalation_payload(escalation)
     )
     events.emit("thread.updated", thread_id=str(thread.pk), payload={"reason": "escalated"})
+    if escalation.status == EscalationStatus.CLAIMED:
+        # An opened hook (auto-assignment) handed it to an agent in this transaction: the
+        # same hooks and broadcast as a claim, once every opened hook (summary, opened
+        # notification) has run.
+        for hook in claimed_hooks:
+            hook(escalation)
+        events.emit(
+            "escalation.updated", thread_id=str(thread.pk), payload=escalation_payload(escalation)
+        )
     return escalation, True
 
 

@@ -358,6 +358,85 @@ def test_it_fills_an_agent_in_a_constant_number_of_queries(monkeypatch: Any) -> 
     assert run(2, "few") == run(40, "many")
 
 
+def _queries_of_one_opening(name: str, *, agents: int, auto_assign: bool) -> tuple[int, Any]:
+    """Queries of one ``escalation_open`` into a queue of ``agents`` online agents, each
+    already holding one escalation (the broadcasts rendered on commit not counted)."""
+    people = [make_agent(f"{name}{n}", capacity=3) for n in range(agents)]
+    queue = make_queue(name, agents=people, is_default=False, auto_assign=auto_assign)
+    RoutingRule.objects.create(queue=queue, keywords=name)
+    for person in people:
+        services.escalation_claim(escalation=escalate(reason=name), user=person)
+    thread, _ = make_thread()
+    with transaction.atomic(), CaptureQueriesContext(connection) as ctx:
+        escalation, _ = services.escalation_open(thread=thread, source="tool", reason=name)
+    escalation.refresh_from_db()
+    return len(ctx.captured_queries), escalation
+
+
+def test_it_assigns_a_new_escalation_in_four_queries_inside_its_own_transaction(
+    monkeypatch: Any,
+) -> None:
+    monkeypatch.setattr(services, "claimed_hooks", [])
+    runs: list[Any] = []
+
+    def late_run(*args: Any, **kwargs: Any) -> list[Escalation]:
+        runs.append(args)
+        return []
+
+    monkeypatch.setattr(routing, "assign_queue", late_run)
+    baseline, waiting = _queries_of_one_opening("manual", agents=2, auto_assign=False)
+    few, assigned = _queries_of_one_opening("few", agents=2, auto_assign=True)
+    many, assigned_too = _queries_of_one_opening("many", agents=12, auto_assign=True)
+    assert waiting.status == "open"
+    assert (assigned.status, assigned_too.status) == ("claimed", "claimed")
+    # The agent, the thread, its Assignment row, the agent's cursor: the claim itself
+    # rides on the routing's UPDATE of the escalation. No run after the commit.
+    assert few - baseline <= 4
+    assert many == few
+    assert runs == []
+
+
+def test_it_leaves_a_new_escalation_to_a_queue_run_when_nobody_has_room() -> None:
+    agent = make_agent("ana", capacity=1)
+    make_queue(agents=[agent])
+    first = escalate()
+    second = escalate()
+    assert (first.status, second.status) == ("claimed", "open")
+    services.escalation_resolve(escalation=first, user=agent)
+    second.refresh_from_db()
+    assert (second.status, second.claimed_by) == ("claimed", agent)
+
+
+def test_it_never_assigns_over_capacity_when_escalations_open_concurrently() -> None:
+    capacity, workers, each = 2, 6, 2
+    agents = [make_agent(f"o{n}", capacity=capacity) for n in range(3)]
+    make_queue(agents=agents)
+    threads = [make_thread()[0] for _ in range(workers * each)]
+
+    def work(index: int) -> list[str]:
+        opened = []
+        for thread in threads[index * each : (index + 1) * each]:
+            escalation, _ = services.escalation_open(
+                thread=thread, source="tool", reason="needs a person"
+            )
+            opened.append(escalation.status)
+        return opened
+
+    results = run_concurrently(workers, work)
+    assert all(isinstance(r, list) for r in results), results
+    assert [held_by(agent) for agent in agents] == [capacity] * 3
+    per_thread = Counter(
+        Assignment.objects.filter(reason__startswith="auto-assigned").values_list(
+            "thread_id", flat=True
+        )
+    )
+    assert sum(per_thread.values()) == 3 * capacity
+    assert max(per_thread.values()) == 1
+    claimed = Escalation.objects.filter(status="claimed")
+    assert sorted(claimed.values_list("thread_id", flat=True)) == sorted(per_thread)
+    assert Escalation.objects.filter(status="open").count() == workers * each - 3 * capacity
+
+
 def test_it_never_assigns_twice_or_over_capacity_under_concurrency() -> None:
     capacity, backlog = 3, 40
     agents = [make_agent(f"c{n}", capacity=capacity, online=False) for n in range(4)]

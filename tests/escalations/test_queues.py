@@ -180,13 +180,14 @@ def test_it_lets_a_person_claim_from_a_manual_queue(
     assert (escalation.status, escalation.claimed_by) == ("claimed", agent)
 
 
-def test_it_names_the_routed_queue_for_the_rate_limits() -> None:
+def test_it_stores_the_routed_queue_when_the_escalation_is_created() -> None:
     general = make_queue("General")
     failures = make_queue("Failures", is_default=False)
     RoutingRule.objects.create(queue=failures, source="ai_failure")
     thread, _ = make_thread()
-    assert routing.queue_name_for_limits(thread, "ai_failure") == f"queue:{failures.pk}"
-    assert routing.queue_name_for_limits(thread, "tool") == f"queue:{general.pk}"
+    assert routing.queue_for(thread, "ai_failure", "the model timed out") == failures
+    assert routing.queue_for(thread, "tool", "the model timed out") == general
+    assert escalate(thread, source="ai_failure").queue == failures
 
 
 def _admin_client() -> Client:

@@ -135,17 +135,27 @@ def test_it_throttles_escalations_per_queue(backend: str, settings: Any) -> None
 
 
 @pytest.mark.django_db
-def test_it_counts_each_queue_on_its_own(backend: str, settings: Any) -> None:
+def test_it_limits_the_queue_a_keyword_rule_routes_to(backend: str, settings: Any) -> None:
+    from escalations.models import Queue, RoutingRule
+
     set_limit(settings, "per_queue", "1/3600")
-    threads = [make_thread(subject=subject)[0] for subject in ("billing", "shipping", "billing")]
-    previous = limits.set_queue_resolver(lambda thread, source: thread.subject)
-    try:
-        for thread in threads:
-            escalate(thread)
-    finally:
-        limits.set_queue_resolver(previous)
-    throttled = dict(Escalation.objects.values_list("thread_id", "throttled"))
-    assert [throttled[t.pk] for t in threads] == [False, False, True]
+    general = Queue.objects.create(name="General", is_default=True, auto_assign=False)
+    billing = Queue.objects.create(name="Billing", auto_assign=False)
+    RoutingRule.objects.create(queue=billing, keywords="refund")
+    reasons = ["wants a refund", "refund again", "the tent is torn"]
+    threads = [make_thread()[0] for _ in reasons]
+    for thread, reason in zip(threads, reasons, strict=True):
+        services.escalation_open(thread=thread, source="tool", reason=reason)
+    landed = {
+        e.thread_id: (e.queue_id, e.throttled) for e in Escalation.objects.select_related("queue")
+    }
+    # The second refund finds Billing's bucket empty; the torn tent has General's to itself.
+    assert [landed[t.pk] for t in threads] == [
+        (billing.pk, False),
+        (billing.pk, True),
+        (general.pk, False),
+    ]
+    assert "per_queue" in Escalation.objects.get(thread=threads[1]).throttle_note
 
 
 @pytest.mark.django_db
@@ -241,7 +251,7 @@ def test_it_gives_the_tokens_back_when_one_limit_says_no(settings: Any) -> None:
     escalate(first)
     escalate(second)
     assert Escalation.objects.get(thread=second).throttled
-    thread_bucket = limits.buckets_for(second, "tool")[0]
+    thread_bucket = limits.buckets_for(second)[0]
     assert thread_bucket.name == "per_thread"
     # The refused escalation took nothing from the thread's own bucket.
     assert not RateBucket.objects.filter(key=thread_bucket.key).exists()
