@@ -210,7 +210,8 @@ class AgentPresence(models.Model):
     ``connections`` counts the agent's open desk sockets (several tabs, several servers):
     the agent goes offline when the last one closes. A server that dies cannot decrement
     it, so readers treat a row whose ``last_seen_at`` is older than
-    ``PRESENCE_STALE_SECONDS`` as offline (``presence_expire_stale`` writes that down).
+    ``SUPPORTDESK_PRESENCE_TIMEOUT_SECONDS`` (60) as offline (``presence_expire_stale``,
+    run by the worker's sweeper, writes that down and broadcasts it).
     """
 
     user = models.OneToOneField(

@@ -366,7 +366,7 @@ class _Agent:
 
 
 def online_cutoff(now: datetime) -> datetime:
-    return now - timedelta(seconds=escalation_services.PRESENCE_STALE_SECONDS)
+    return now - timedelta(seconds=escalation_services.presence_timeout())
 
 
 def eligible_profiles(now: datetime) -> QuerySet[AgentProfile]:

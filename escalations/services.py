@@ -340,9 +340,15 @@ def human_request_expire_due(*, now: Any = None) -> int:
 
 # --- Agent presence (kept by the desk websocket) ---------------------------------------
 
-# An agent's desk socket sends a heartbeat every 25 s; a row not seen for this long
-# belongs to a server that died without saying goodbye.
-PRESENCE_STALE_SECONDS = 90
+
+def presence_timeout() -> int:
+    """Seconds without a heartbeat after which an agent is offline
+    (``SUPPORTDESK_PRESENCE_TIMEOUT_SECONDS``, 60). The desk socket sends one every 25 s,
+    so one lost heartbeat is forgiven, two are not; a row not seen for this long belongs
+    to a socket that is gone (or a server that died without saying goodbye)."""
+    from django.conf import settings
+
+    return int(settings.SUPPORTDESK_PRESENCE_TIMEOUT_SECONDS)
 
 
 def _presence_row(user: Any) -> Any:
@@ -457,13 +463,14 @@ def presence_heartbeat(*, user: Any) -> Any:
 
 
 def presence_expire_stale(*, now: Any = None) -> int:
-    """Mark offline every agent not seen for ``PRESENCE_STALE_SECONDS`` (their server
-    died with the socket open). Returns how many; broadcasts ``presence.updated`` each."""
+    """Mark offline every agent not seen for ``presence_timeout()`` seconds (no heartbeat:
+    the socket is gone, or its server died with it open). Returns how many; broadcasts
+    ``presence.updated`` each. Run by the worker's sweeper and when a desk socket opens."""
     from datetime import timedelta
 
     from escalations.models import AgentPresence, PresenceStatus
 
-    cutoff = (now or timezone.now()) - timedelta(seconds=PRESENCE_STALE_SECONDS)
+    cutoff = (now or timezone.now()) - timedelta(seconds=presence_timeout())
     expired = 0
     stale = AgentPresence.objects.filter(last_seen_at__lt=cutoff).exclude(
         status=PresenceStatus.OFFLINE, connections=0

@@ -309,6 +309,11 @@ SUPPORTDESK_OUTBOX_BACKOFF = env_float("SUPPORTDESK_OUTBOX_BACKOFF", 10.0, minim
 SUPPORTDESK_OUTBOX_BACKOFF_CAP = env_float("SUPPORTDESK_OUTBOX_BACKOFF_CAP", 3600.0, minimum=0.0)
 # A claimed row is due again after this long if its sender died mid-send.
 SUPPORTDESK_OUTBOX_LEASE_SECONDS = env_int("SUPPORTDESK_OUTBOX_LEASE_SECONDS", 60, minimum=1)
+# An agent whose desk socket has not sent a heartbeat (every 25 s) for this long is
+# offline: the assigner passes them over and the sweeper marks them offline.
+SUPPORTDESK_PRESENCE_TIMEOUT_SECONDS = env_int(
+    "SUPPORTDESK_PRESENCE_TIMEOUT_SECONDS", 60, minimum=30
+)
 # Active reply time counts at most this long per human reply (reading and typing).
 SUPPORTDESK_HUMAN_REPLY_CAP_SECONDS = env_int("SUPPORTDESK_HUMAN_REPLY_CAP_SECONDS", 600, minimum=1)
 
