@@ -14,6 +14,7 @@ from collections.abc import Callable
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.auth import get_permission_codename
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.text import Truncator
@@ -300,3 +301,134 @@ class SLABreachAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     ordering = ("-breached_at",)
     fields = ("escalation", "queue", "target", "priority", "due_at", "breached_at")
     readonly_fields = fields
+
+
+# --- Notifications: webhook endpoints and the outbox (escalations.notifications) -------
+# Endpoints are configuration rows, edited here; enabling and disabling go through the
+# service (disabling fails what was still pending for the endpoint). Outbox rows are
+# written and sent by the notifications code only: view-only, with a retry action.
+
+from escalations import notifications  # noqa: E402
+from escalations.models import OutboxMessage, OutboxStatus, WebhookEndpoint  # noqa: E402
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    list_display = ("url", "active", "event_list", "description", "created_at")
+    list_filter = ("active",)
+    search_fields = ("url", "description")
+    ordering = ("id",)
+    fields = ("url", "events", "description", "active", "secret", "created_at")
+    readonly_fields = ("created_at",)
+    actions = ("disable_endpoints", "enable_endpoints")
+    # A receiver URL typed without a scheme is an HTTPS one.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    @admin.display(description="events")
+    def event_list(self, obj: WebhookEndpoint) -> str:
+        return ", ".join(obj.events) if obj.events else "(all)"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> tuple[str, ...]:
+        # The switch goes through the service (disabling fails the pending deliveries);
+        # a new endpoint is created active.
+        return ("created_at", "active")
+
+    @admin.action(description="Disable (fail their pending deliveries)", permissions=["change"])
+    def disable_endpoints(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        endpoints = failed = 0
+        for endpoint in queryset.filter(active=True):
+            _, count = notifications.webhook_endpoint_set_active(endpoint=endpoint, active=False)
+            endpoints += 1
+            failed += count
+        self.message_user(
+            request,
+            f"Disabled {endpoints} endpoint(s); {failed} pending delivery(ies) marked failed.",
+            messages.SUCCESS if endpoints else messages.WARNING,
+        )
+
+    @admin.action(description="Enable", permissions=["change"])
+    def enable_endpoints(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        endpoints = 0
+        for endpoint in queryset.filter(active=False):
+            notifications.webhook_endpoint_set_active(endpoint=endpoint, active=True)
+            endpoints += 1
+        self.message_user(
+            request,
+            f"Enabled {endpoints} endpoint(s). Retry their failed deliveries from the outbox.",
+            messages.SUCCESS if endpoints else messages.WARNING,
+        )
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "created_at",
+        "kind",
+        "event",
+        "recipient",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "sent_at",
+        "error_preview",
+    )
+    list_filter = ("status", "kind", "event", "endpoint")
+    search_fields = ("=id", "=escalation__id", "=escalation__thread__id", "last_error")
+    list_select_related = ("endpoint",)
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+    fields = (
+        "id",
+        "kind",
+        "event",
+        "endpoint",
+        "escalation",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "sent_at",
+        "last_error",
+        "payload",
+        "dedupe_key",
+        "created_at",
+    )
+    readonly_fields = fields
+    actions = ("retry",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OutboxMessage]:
+        return super().get_queryset(request).select_related("endpoint", "escalation")
+
+    @admin.display(description="to")
+    def recipient(self, obj: OutboxMessage) -> str:
+        if obj.kind == "webhook":
+            return obj.endpoint.url if obj.endpoint is not None else "-"
+        return ", ".join(obj.payload.get("to", [])) if isinstance(obj.payload, dict) else "-"
+
+    @admin.display(description="last error")
+    def error_preview(self, obj: OutboxMessage) -> str:
+        return Truncator(obj.last_error).chars(CONTENT_PREVIEW_CHARS)
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        # The rows are view-only; sending one again is a change.
+        codename = get_permission_codename("change", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+
+    @admin.action(description="Retry failed deliveries now", permissions=["retry"])
+    def retry(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
+        retried = 0
+        for message in queryset.select_related("endpoint").order_by("created_at"):
+            try:
+                notifications.outbox_retry(message=message)
+            except DomainError as error:  # NotRetryable, EndpointDisabled
+                if message.status != OutboxStatus.FAILED:
+                    continue  # pending or sent: nothing to retry, reported in the total
+                self.message_user(
+                    request, f"{message.kind} {message.event}: {error.message}", messages.ERROR
+                )
+            else:
+                retried += 1
+        skipped = queryset.count() - retried
+        text = f"Queued {retried} delivery(ies) to be sent again now."
+        if skipped:
+            text += f" {skipped} not retried (only failed deliveries to enabled endpoints are)."
+        self.message_user(request, text, messages.SUCCESS if retried else messages.WARNING)

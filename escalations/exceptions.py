@@ -21,3 +21,15 @@ class AlreadyAnswered(DomainError):
     status = 409
     code = "already_answered"
     default_message = "This question has already been answered or has expired."
+
+
+class EndpointDisabled(DomainError):
+    status = 409
+    code = "endpoint_disabled"
+    default_message = "This webhook endpoint is disabled; enable it first."
+
+
+class NotRetryable(DomainError):
+    status = 409
+    code = "not_retryable"
+    default_message = "Only a delivery that failed can be retried."

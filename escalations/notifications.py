@@ -18,6 +18,10 @@ through Django's email backend. Failures are retried with exponential backoff up
 ``X-Supportdesk-Delivery`` (the row's id, stable across retries).
 
 A throttled escalation (over an escalation rate limit) notifies nobody.
+
+Supervisors work the outbox in the admin through the services at the end of this
+module: :func:`outbox_retry` (a failed delivery goes out again) and
+:func:`webhook_endpoint_set_active` (disabling an endpoint fails what it still had pending).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMessage
+from django.db import transaction
 from django.utils import timezone
 
 from escalations import summaries
@@ -514,3 +519,57 @@ def deliver_due(
         mine.update(status=OutboxStatus.SENT, sent_at=timezone.now(), last_error="")
         counts["outbox_sent"] += 1
     return counts
+
+
+# --- supervisors' operations on the outbox (the admin's actions call these) -------------
+
+DISABLED_ERROR = "the endpoint was disabled"
+
+
+@transaction.atomic
+def outbox_retry(*, message: OutboxMessage) -> OutboxMessage:
+    """Send a failed delivery again: it is pending and due now, with a fresh run of
+    ``SUPPORTDESK_OUTBOX_MAX_ATTEMPTS`` attempts (same id, so receivers deduplicate).
+
+    Conditional on ``status = 'failed'`` (checked by row count): a row that is pending
+    or sent raises NotRetryable, a webhook whose endpoint is disabled EndpointDisabled.
+    """
+    from escalations.exceptions import EndpointDisabled, NotRetryable
+
+    endpoint = message.endpoint if message.kind == OutboxKind.WEBHOOK else None
+    if (
+        endpoint is not None
+        and not WebhookEndpoint.objects.filter(pk=endpoint.pk, active=True).exists()
+    ):
+        raise EndpointDisabled()
+    won = OutboxMessage.objects.filter(pk=message.pk, status=OutboxStatus.FAILED).update(
+        status=OutboxStatus.PENDING, attempts=0, next_attempt_at=timezone.now()
+    )
+    if not won:
+        raise NotRetryable()
+    message.refresh_from_db()
+    return message
+
+
+@transaction.atomic
+def webhook_endpoint_set_active(
+    *, endpoint: WebhookEndpoint, active: bool
+) -> tuple[WebhookEndpoint, int]:
+    """Enable or disable a webhook endpoint; returns (endpoint, deliveries failed).
+
+    Disabling fails the deliveries still pending for it at once (``last_error`` says
+    why), so nothing waits for an endpoint that will not be called; they can be retried
+    once it is enabled again. Conditional on the current state: setting the state it
+    already has changes nothing (0 failed).
+    """
+    changed = WebhookEndpoint.objects.filter(pk=endpoint.pk, active=not active).update(
+        active=active
+    )
+    endpoint.active = active
+    if not changed or active:
+        return endpoint, 0
+    failed = OutboxMessage.objects.filter(endpoint=endpoint, status=OutboxStatus.PENDING).update(
+        status=OutboxStatus.FAILED, last_error=DISABLED_ERROR
+    )
+    return endpoint, failed
+
