@@ -355,6 +355,8 @@ class OutboxMessage(models.Model):
                 name="outbox_due_idx",
                 condition=Q(status="pending"),
             ),
+            # Pruning (outbox_prune) reads the oldest sent rows only.
+            models.Index(fields=["sent_at"], name="outbox_sent_idx", condition=Q(status="sent")),
         ]
 
     def __str__(self) -> str:

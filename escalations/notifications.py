@@ -21,7 +21,10 @@ A throttled escalation (over an escalation rate limit) notifies nobody.
 
 Supervisors work the outbox in the admin through the services at the end of this
 module: :func:`outbox_retry` (a failed delivery goes out again) and
-:func:`webhook_endpoint_set_active` (disabling an endpoint fails what it still had pending).
+:func:`webhook_endpoint_set_active` (disabling an endpoint fails what it still had
+pending). :func:`outbox_prune` deletes sent rows older than
+``SUPPORTDESK_OUTBOX_RETENTION_DAYS`` (the sweeper, ``deliver_webhooks --loop`` and
+``manage.py prune_outbox`` call it).
 """
 
 from __future__ import annotations
@@ -573,3 +576,27 @@ def webhook_endpoint_set_active(
     )
     return endpoint, failed
 
+
+def outbox_prune(
+    *, now: datetime | None = None, days: float | None = None, batch: int = 1000
+) -> int:
+    """Delete sent rows older than ``days`` (default ``SUPPORTDESK_OUTBOX_RETENTION_DAYS``;
+    0 keeps everything); returns how many. Pending and failed rows are never pruned.
+
+    Batches of ``batch`` rows, each its own short transaction, through the partial index
+    on sent rows: safe beside the senders (a row is only pruned once it is sent).
+    """
+    days = settings.SUPPORTDESK_OUTBOX_RETENTION_DAYS if days is None else days
+    if not days or days <= 0:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    sent = OutboxMessage.objects.filter(status=OutboxStatus.SENT, sent_at__lt=cutoff)
+    pruned = 0
+    while True:
+        ids = list(sent.order_by("sent_at").values_list("pk", flat=True)[:batch])
+        if not ids:
+            return pruned
+        deleted, _ = OutboxMessage.objects.filter(pk__in=ids, status=OutboxStatus.SENT).delete()
+        pruned += deleted
+        if len(ids) < batch:
+            return pruned

@@ -309,6 +309,9 @@ SUPPORTDESK_OUTBOX_BACKOFF = env_float("SUPPORTDESK_OUTBOX_BACKOFF", 10.0, minim
 SUPPORTDESK_OUTBOX_BACKOFF_CAP = env_float("SUPPORTDESK_OUTBOX_BACKOFF_CAP", 3600.0, minimum=0.0)
 # A claimed row is due again after this long if its sender died mid-send.
 SUPPORTDESK_OUTBOX_LEASE_SECONDS = env_int("SUPPORTDESK_OUTBOX_LEASE_SECONDS", 60, minimum=1)
+# Sent notifications are deleted after this many days (0 keeps them); pending and failed
+# rows are kept until they are sent, retried or deleted by hand.
+SUPPORTDESK_OUTBOX_RETENTION_DAYS = env_int("SUPPORTDESK_OUTBOX_RETENTION_DAYS", 30, minimum=0)
 # An agent whose desk socket has not sent a heartbeat (every 25 s) for this long is
 # offline: the assigner passes them over and the sweeper marks them offline.
 SUPPORTDESK_PRESENCE_TIMEOUT_SECONDS = env_int(

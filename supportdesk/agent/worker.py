@@ -8,7 +8,7 @@ import threading
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from escalations.notifications import deliver_due
+from escalations.notifications import deliver_due, outbox_prune
 from escalations.services import presence_expire_stale
 from escalations.sla import sla_sweep
 from supportdesk.agent.models import WorkerHeartbeat
@@ -18,13 +18,14 @@ logger = logging.getLogger(__name__)
 
 
 def sweep_once(worker_id: str) -> dict[str, int]:
-    """One sweep: expired turn leases, this worker's heartbeat, due notifications, SLA
-    clocks, and agents whose presence went stale."""
+    """One sweep: expired turn leases, this worker's heartbeat, due notifications (and
+    pruning of old sent ones), SLA clocks, and agents whose presence went stale."""
     counts = turn_sweep()
     WorkerHeartbeat.objects.update_or_create(
         worker_id=worker_id[:64], defaults={"last_seen_at": timezone.now()}
     )
     counts.update(deliver_due())  # the notification outbox: webhooks and emails
+    counts["outbox_pruned"] = outbox_prune()  # sent rows past their retention
     counts.update(sla_sweep())  # SLA warnings and breaches of escalations
     counts["presence_expired"] = presence_expire_stale()  # agents silent for 60 s: offline
     return counts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 from django.core import mail
+from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 
@@ -441,3 +443,75 @@ def test_it_delivers_once_after_the_process_is_killed_between_commit_and_send(
     assert notifications.verify(SECRET, delivery.headers["X-Supportdesk-Signature"], delivery.body)
     assert [email.to for email in mail.outbox] == [["desk@example.com"]]
     assert set(rows.values_list("status", flat=True)) == {"sent"}
+
+
+# --- pruning sent rows -----------------------------------------------------------------
+
+
+def _sent_rows(count: int, *, days_ago: float) -> list[OutboxMessage]:
+    """``count`` emails sent ``days_ago`` days ago."""
+    rows = []
+    for _ in range(count):
+        escalation = escalate()
+        row = OutboxMessage.objects.get(escalation=escalation, kind="email")
+        rows.append(row)
+    deliver_due(limit=1000)
+    sent_at = timezone.now() - timedelta(days=days_ago)
+    OutboxMessage.objects.filter(pk__in=[r.pk for r in rows]).update(sent_at=sent_at)
+    return rows
+
+
+@pytest.mark.django_db
+def test_it_prunes_sent_rows_past_the_retention(settings: Any) -> None:
+    settings.SUPPORTDESK_NOTIFY_EMAILS = ["desk@example.com"]
+    settings.SUPPORTDESK_OUTBOX_RETENTION_DAYS = 30
+    old = _sent_rows(3, days_ago=31)
+    recent = _sent_rows(2, days_ago=29)
+    # Rows not sent are never pruned, however old.
+    pending = escalate()
+    OutboxMessage.objects.filter(escalation=pending).update(
+        created_at=timezone.now() - timedelta(days=90)
+    )
+    failed = escalate()
+    OutboxMessage.objects.filter(escalation=failed).update(
+        status="failed", sent_at=timezone.now() - timedelta(days=90)
+    )
+
+    assert notifications.outbox_prune(batch=2) == 3
+
+    left = set(OutboxMessage.objects.values_list("pk", flat=True))
+    assert not left & {row.pk for row in old}
+    assert {row.pk for row in recent} <= left
+    assert OutboxMessage.objects.filter(escalation__in=[pending, failed]).count() == 2
+    assert notifications.outbox_prune() == 0
+
+
+@pytest.mark.django_db
+def test_it_keeps_sent_rows_when_the_retention_is_off(settings: Any) -> None:
+    settings.SUPPORTDESK_NOTIFY_EMAILS = ["desk@example.com"]
+    settings.SUPPORTDESK_OUTBOX_RETENTION_DAYS = 0
+    _sent_rows(2, days_ago=400)
+    assert notifications.outbox_prune() == 0
+    assert OutboxMessage.objects.filter(status="sent").count() == 2
+
+
+@pytest.mark.django_db
+def test_it_prunes_from_the_command(settings: Any) -> None:
+    settings.SUPPORTDESK_NOTIFY_EMAILS = ["desk@example.com"]
+    _sent_rows(2, days_ago=3)
+    _sent_rows(1, days_ago=0.5)
+    out = io.StringIO()
+    call_command("prune_outbox", "--days", "1", stdout=out)
+    assert out.getvalue().strip() == "pruned 2 sent notification(s) older than 1 day(s)"
+    assert OutboxMessage.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_it_prunes_in_the_worker_sweep(settings: Any) -> None:
+    from supportdesk.agent.worker import sweep_once
+
+    settings.SUPPORTDESK_NOTIFY_EMAILS = ["desk@example.com"]
+    settings.SUPPORTDESK_OUTBOX_RETENTION_DAYS = 7
+    _sent_rows(2, days_ago=8)
+    assert sweep_once("test-worker")["outbox_pruned"] == 2
+    assert not OutboxMessage.objects.exists()

@@ -1,7 +1,9 @@
 """``manage.py deliver_webhooks``: send due notifications (webhooks and emails) from the outbox.
 
 The worker's sweeper already does this; the command is for cron or for running a
-dedicated sender (``--loop``). Safe beside other senders: rows are claimed one by one.
+dedicated sender (``--loop``, which also prunes sent rows past
+``SUPPORTDESK_OUTBOX_RETENTION_DAYS`` as the sweeper does). Safe beside other senders:
+rows are claimed one by one.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections
 
-from escalations.notifications import deliver_due
+from escalations.notifications import deliver_due, outbox_prune
 
 
 class Command(BaseCommand):
@@ -36,6 +38,9 @@ class Command(BaseCommand):
             counts = self.deliver_once(options["limit"])
             if any(counts.values()):
                 self.stdout.write(self.format(counts))
+            pruned = outbox_prune()
+            if pruned:
+                self.stdout.write(f"pruned {pruned} sent notification(s)")
             stop.wait(options["every"])
 
     def deliver_once(self, limit: int) -> dict[str, int]:
