@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import json
 import os
@@ -9,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,12 +46,26 @@ class Received:
         return json.loads(self.body)
 
 
-class Receiver:
-    """A real HTTP server that records webhook deliveries and answers scripted statuses."""
+def receiver_verifies(secret: str, header: str, body: bytes, tolerance: int = 300) -> bool:
+    """The receiver's side, written as the README tells integrators to (not our code)."""
+    parts = dict(item.split("=", 1) for item in header.split(",") if "=" in item)
+    if "t" not in parts:
+        return False
+    expected = hmac.new(secret.encode(), f"{parts['t']}.".encode() + body, hashlib.sha256)
+    recent = abs(time.time() - int(parts["t"])) <= tolerance
+    return recent and hmac.compare_digest(expected.hexdigest(), parts.get("v1", ""))
 
-    def __init__(self) -> None:
+
+class Receiver:
+    """A real HTTP server that records webhook deliveries and answers scripted statuses.
+
+    With ``secret`` it checks each signature as an integrator would and answers 401 to
+    one that does not verify."""
+
+    def __init__(self, secret: str | None = None) -> None:
         self.received: list[Received] = []
         self.statuses: list[int] = []
+        self.verified: list[bool] = []
         self.lock = threading.Lock()
         receiver = self
 
@@ -58,6 +75,12 @@ class Receiver:
                 with receiver.lock:
                     receiver.received.append(Received(dict(self.headers.items()), body))
                     status = receiver.statuses.pop(0) if receiver.statuses else 200
+                    if secret is not None:
+                        ok = receiver_verifies(
+                            secret, self.headers.get("X-Supportdesk-Signature", ""), body
+                        )
+                        receiver.verified.append(ok)
+                        status = status if ok else 401
                 self.send_response(status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
@@ -443,6 +466,104 @@ def test_it_delivers_once_after_the_process_is_killed_between_commit_and_send(
     assert notifications.verify(SECRET, delivery.headers["X-Supportdesk-Signature"], delivery.body)
     assert [email.to for email in mail.outbox] == [["desk@example.com"]]
     assert set(rows.values_list("status", flat=True)) == {"sent"}
+
+
+# --- from the sla_sweep command to a verifying receiver -------------------------------
+
+
+@pytest.fixture
+def verifying_receiver() -> Iterator[Receiver]:
+    server = Receiver(secret=SECRET)
+    yield server
+    server.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_delivers_an_sla_breach_from_the_sweep_command_to_a_verifying_receiver(
+    verifying_receiver: Receiver, event_log: EventLog, settings: Any
+) -> None:
+    from escalations.models import QueueRole, SLABreach
+    from tests.escalations.ops_helpers import make_agent, make_policy, make_queue
+
+    settings.SUPPORTDESK_NOTIFY_EMAILS = ["desk@example.com"]
+    WebhookEndpoint.objects.create(
+        url=verifying_receiver.url,
+        secret=SECRET,
+        events=["escalation.sla_warning", "escalation.sla_breached"],
+    )
+    agent = make_agent("ana")
+    queue = make_queue(agents=[agent], policy=make_policy(first=100))
+    boss = make_agent("boss", online=False)
+    from escalations import routing
+
+    routing.queue_member_add(queue=queue, user=boss, role=QueueRole.SUPERVISOR)
+    escalation = escalate()
+    assert (escalation.status, escalation.claimed_by) == ("claimed", agent)
+    # The clock started 100 s ago and nobody answered: its 80 % mark and its due time
+    # have both passed.
+    now = timezone.now()
+    Escalation.objects.filter(pk=escalation.pk).update(
+        sla_started_at=now - timedelta(seconds=100),
+        sla_check_at=now - timedelta(seconds=20),
+        sla_due_at=now - timedelta(seconds=1),
+    )
+    assert deliver_due()["outbox_sent"] == 2  # the opened and assigned emails
+    mail.outbox.clear()
+    event_log.events.clear()
+
+    out = io.StringIO()
+    call_command("sla_sweep", stdout=out)
+
+    assert out.getvalue().strip() == "warned 1, breached 1, met 0"
+    breach = SLABreach.objects.get(escalation=escalation)
+    assert (breach.target, breach.priority) == ("first_response", "normal")
+    rows = OutboxMessage.objects.filter(event__startswith="escalation.sla_")
+    assert sorted(rows.values_list("event", "kind", "status")) == [
+        ("escalation.sla_breached", "email", "pending"),
+        ("escalation.sla_breached", "webhook", "pending"),
+        ("escalation.sla_warning", "email", "pending"),
+        ("escalation.sla_warning", "webhook", "pending"),
+    ]
+    desk = [e.payload for e in event_log.events if e.type == "notification"]
+    assert [(p["kind"], p["escalation_id"]) for p in desk] == [
+        ("escalation.sla_warning", str(escalation.pk)),
+        ("escalation.sla_breached", str(escalation.pk)),
+    ]
+    assert "sla.breached" in event_log.types()
+    assert verifying_receiver.received == [] and mail.outbox == []  # nothing sent yet
+
+    call_command("deliver_webhooks", stdout=out)
+
+    assert out.getvalue().strip().endswith("sent 4, retrying 0, failed 0")
+    assert verifying_receiver.verified == [True, True]
+    bodies = {d.json()["event"]: d.json() for d in verifying_receiver.received}
+    assert sorted(bodies) == ["escalation.sla_breached", "escalation.sla_warning"]
+    breached = bodies["escalation.sla_breached"]["data"]
+    assert (breached["escalation_id"], breached["priority"]) == (str(escalation.pk), "high")
+    assert breached["assignee"] == {"id": agent.pk, "username": "ana"}
+    emails = {email.subject: email.to for email in mail.outbox}
+    assert emails["[supportdesk] SLA breached: Broken tent"] == [
+        "desk@example.com",
+        boss.email,
+        agent.email,
+    ]
+    assert set(rows.values_list("status", flat=True)) == {"sent"}
+    # A second sweep and a second delivery find nothing to do.
+    call_command("sla_sweep", stdout=out)
+    call_command("deliver_webhooks", stdout=out)
+    assert out.getvalue().strip().splitlines()[-2:] == [
+        "warned 0, breached 0, met 0",
+        "sent 0, retrying 0, failed 0",
+    ]
+    assert len(verifying_receiver.received) == 2
+
+
+def test_it_refuses_a_forged_signature_at_the_receiver() -> None:
+    body = b'{"event":"escalation.opened"}'
+    header = notifications.sign(SECRET, int(time.time()), body)
+    assert receiver_verifies(SECRET, header, body)
+    assert not receiver_verifies("wrong", header, body)
+    assert not receiver_verifies(SECRET, header, body.replace(b"opened", b"closed"))
 
 
 # --- pruning sent rows -----------------------------------------------------------------
