@@ -14,17 +14,23 @@ A row puts the machine's work (model calls, tokens, cost, latency) beside the pe
 - ``drafts_edited``: AI drafts a human changed before sending them;
 - ``escalations_handled``: escalations resolved after being claimed.
 Grouped by ``day``, ``thread``, ``agent`` (the LLM provider for the machine's work, the
-username for the people's) or ``model`` (machine work only).
+username for the people's), ``model`` (machine work only) or ``escalation``: one row per
+escalation resolved in the period (keyed by its id) with what it cost — its handle time,
+the human replies, active reply time and edited drafts on its thread while it was open,
+and the model calls on its thread while it was open plus those of the turn that
+escalated.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Avg, Count, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import Avg, Count, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -34,7 +40,7 @@ from escalations.models import Escalation
 from supportdesk.agent.models import ModelCall
 from threads.models import Assignment, AuthorKind, Message, Role, Visibility
 
-GROUPS = ("day", "thread", "agent", "model")
+GROUPS = ("day", "thread", "agent", "model", "escalation")
 MAX_ROWS = 1000
 DEFAULT_DAYS = 30
 
@@ -123,6 +129,8 @@ def usage_rows(*, since: datetime, until: datetime, group_by: str) -> list[dict[
     most ``MAX_ROWS``. A bounded number of queries whatever the number of rows."""
     if group_by not in GROUPS:
         raise ValueError(group_by)
+    if group_by == "escalation":
+        return _escalation_rows(since, until)
     rows: dict[str, dict[str, Any]] = {}
 
     def row(key: Any) -> dict[str, Any]:
@@ -186,6 +194,15 @@ def _add_human_messages(row: Any, group_by: str, since: datetime, until: datetim
 
 
 def _add_active_time(row: Any, group_by: str, since: datetime, until: datetime) -> None:
+    key = {"day": "created_at", "thread": "thread_id", "agent": "author_user__username"}[group_by]
+    for group, seconds in _active_times(_human_replies(since, until), key):
+        target = row(_day(group) if group_by == "day" else group)
+        target["human_active_seconds"] += round(seconds)
+
+
+def _active_times(replies: QuerySet[Message], *keys: str) -> list[tuple[Any, ...]]:
+    """``(key values..., active seconds)`` per human reply of ``replies``: the time since
+    the message it answers (or since the human got the thread, if later), capped."""
     answered = (
         Message.objects.filter(
             thread=OuterRef("thread"),
@@ -205,21 +222,20 @@ def _add_active_time(row: Any, group_by: str, since: datetime, until: datetime) 
         .order_by("-id")
         .values("created_at")[:1]
     )
-    key = {"day": "created_at", "thread": "thread_id", "agent": "author_user__username"}[group_by]
-    replies = (
-        _human_replies(since, until)
-        .filter(role=Role.ASSISTANT)
+    rows = (
+        replies.filter(role=Role.ASSISTANT)
         .annotate(answered_at=Subquery(answered), got_thread_at=Subquery(got_thread))
-        .values_list(key, "created_at", "answered_at", "got_thread_at")
+        .values_list(*keys, "created_at", "answered_at", "got_thread_at")
     )
     cap = settings.SUPPORTDESK_HUMAN_REPLY_CAP_SECONDS
-    for group, sent_at, answered_at, got_thread_at in replies:
+    times = []
+    for *values, sent_at, answered_at, got_thread_at in rows:
         anchors = [moment for moment in (answered_at, got_thread_at) if moment is not None]
         if not anchors:
             continue
         seconds = min(cap, max(0.0, (sent_at - max(anchors)).total_seconds()))
-        target = row(_day(group) if group_by == "day" else group)
-        target["human_active_seconds"] += round(seconds)
+        times.append((*values, seconds))
+    return times
 
 
 def _add_handle_time(row: Any, group_by: str, since: datetime, until: datetime) -> None:
@@ -242,3 +258,96 @@ def _add_drafts(row: Any, group_by: str, since: datetime, until: datetime) -> No
         drafts = drafts.annotate(day=TruncDate("decided_at"))
     for total in drafts.values(key).annotate(n=Count("pk")).order_by(key):
         row(total[key])["drafts_edited"] = total["n"]
+
+
+@dataclass(frozen=True)
+class _Span:
+    """An escalation resolved in the period, from its opening to its resolution."""
+
+    pk: Any
+    thread_id: Any
+    turn_id: Any
+    opened: datetime
+    claimed: datetime | None
+    resolved: datetime
+
+
+def _escalation_rows(since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """``group_by=escalation``: the escalations resolved in ``[since, until)`` and what each
+    cost, people and machine (five queries whatever the number of rows).
+
+    An escalation's span is from its opening to its resolution; on a thread at most one
+    escalation is active at a time, so a reply, a draft or a model call on the thread
+    belongs to the escalation whose span holds it. The turn that escalated (before the
+    span) counts for it too: that is what the AI tried first.
+    """
+    spans = [
+        _Span(pk, thread_id, turn_id, opened, claimed, resolved)
+        for pk, thread_id, turn_id, opened, claimed, resolved in Escalation.objects.filter(
+            resolved_at__gte=since, resolved_at__lt=until
+        )
+        .order_by("pk")
+        .values_list("pk", "thread_id", "turn_id", "created_at", "claimed_at", "resolved_at")[
+            :MAX_ROWS
+        ]
+        if resolved is not None
+    ]
+    if not spans:
+        return []
+    rows = {span.pk: empty_row(str(span.pk)) for span in spans}
+    by_thread: dict[Any, list[_Span]] = {}
+    for span in spans:
+        by_thread.setdefault(span.thread_id, []).append(span)
+        if span.claimed is not None:
+            rows[span.pk]["human_handle_seconds"] = round(
+                max(0.0, (span.resolved - span.claimed).total_seconds())
+            )
+            rows[span.pk]["escalations_handled"] = 1
+
+    def owner(thread_id: Any, moment: datetime | None) -> dict[str, Any] | None:
+        for span in by_thread.get(thread_id, ()):
+            if moment is not None and span.opened <= moment <= span.resolved:
+                return rows[span.pk]
+        return None
+
+    start = min(span.opened for span in spans)
+    end = max(span.resolved for span in spans) + timedelta(microseconds=1)
+    threads = list(by_thread)
+    by_turn = {span.turn_id: rows[span.pk] for span in spans if span.turn_id is not None}
+    in_spans = Q(thread_id__in=threads, created_at__gte=start, created_at__lt=end)
+    calls = ModelCall.objects.filter(in_spans | Q(turn_id__in=list(by_turn))).values_list(
+        "thread_id",
+        "turn_id",
+        "created_at",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost",
+        "latency_ms",
+    )
+    latencies: dict[str, list[int]] = {}
+    for thread_id, turn_id, created_at, prompt, completion, cost, latency in calls:
+        target = by_turn.get(turn_id) or owner(thread_id, created_at)
+        if target is None:
+            continue
+        target["model_calls"] += 1
+        target["prompt_tokens"] += prompt
+        target["completion_tokens"] += completion
+        target["cost"] = str(Decimal(target["cost"]) + cost)
+        latencies.setdefault(target["key"], []).append(latency)
+    for row in rows.values():
+        if values := latencies.get(row["key"]):
+            row["avg_latency_ms"] = int(sum(values) / len(values))
+    replies = _human_replies(start, end).filter(thread_id__in=threads)
+    for thread_id, created_at in replies.values_list("thread_id", "created_at"):
+        if (target := owner(thread_id, created_at)) is not None:
+            target["human_messages"] += 1
+    for thread_id, created_at, seconds in _active_times(replies, "thread_id", "created_at"):
+        if (target := owner(thread_id, created_at)) is not None:
+            target["human_active_seconds"] += round(seconds)
+    drafts = ApprovalDraft.objects.filter(
+        edited=True, thread_id__in=threads, decided_at__gte=start, decided_at__lt=end
+    ).values_list("thread_id", "decided_at")
+    for thread_id, decided_at in drafts:
+        if (target := owner(thread_id, decided_at)) is not None:
+            target["drafts_edited"] += 1
+    return sorted(rows.values(), key=lambda row: str(row["key"]))

@@ -174,3 +174,103 @@ def test_it_rejects_a_bad_report_period() -> None:
         report("--since", "yesterday")
     with pytest.raises(CommandError, match="--since"):
         report("--since", "2030-01-03", "--until", "2030-01-01")
+
+
+# --- group_by=escalation ------------------------------------------------------------------
+
+
+def model_call(thread: Thread, moment: Any, *, prompt: int, cost: str, turn: Any = None) -> Any:
+    from decimal import Decimal
+
+    from supportdesk.agent.models import AgentTurn, ModelCall
+
+    # By default the thread's newest turn (each customer message has its own).
+    turn = turn or AgentTurn.objects.filter(thread=thread).order_by("-created_at").first()
+    call = ModelCall.objects.create(
+        turn=turn, thread=thread, provider="openai", model="gpt-test", prompt_tokens=prompt,
+        completion_tokens=1, latency_ms=200, cost=Decimal(cost),
+    )  # fmt: skip
+    ModelCall.objects.filter(pk=call.pk).update(created_at=moment)
+    return call
+
+
+def test_it_shows_what_each_escalation_cost(staff_client: APIClient, agent: Any) -> None:
+    from supportdesk.agent.models import AgentTurn
+
+    thread, _ = make_thread()
+    t0 = timezone.now() - timedelta(hours=5)
+    at(services.customer_message_create(thread=thread, content="My tent is torn"), t0)
+    turn = AgentTurn.objects.get(thread=thread)
+    # The turn that escalated: before the escalation, but part of what it cost.
+    model_call(thread, t0 + timedelta(seconds=5), prompt=100, cost="0.001", turn=turn)
+    first, _ = escalation_services.escalation_open(
+        thread=thread, source="tool", reason="torn", turn_id=turn.pk
+    )
+    escalation_services.escalation_claim(escalation=first, user=agent)
+    reply = services.human_reply_create(thread=thread, user=agent, content="Sending a new one.")
+    escalation_services.escalation_resolve(escalation=first, user=agent, responder="ai")
+    Escalation.objects.filter(pk=first.pk).update(
+        created_at=t0 + timedelta(seconds=10),
+        claimed_at=t0 + timedelta(seconds=70),
+        resolved_at=t0 + timedelta(seconds=900),
+    )
+    at(reply, t0 + timedelta(seconds=190))  # 190 s after the customer's message
+    # Later on the same thread: AI work outside the escalation, then a second one.
+    services.customer_message_create(thread=thread, content="Thanks! And the poles?")
+    model_call(thread, t0 + timedelta(hours=1), prompt=7, cost="0.5")
+    second, _ = escalation_services.escalation_open(thread=thread, source="customer_request")
+    escalation_services.escalation_claim(escalation=second, user=agent)
+    services.customer_message_create(thread=thread, content="Still there?")
+    model_call(thread, timezone.now() - timedelta(seconds=1), prompt=20, cost="0.002")
+    escalation_services.escalation_resolve(escalation=second, user=agent)
+    Escalation.objects.filter(pk=second.pk).update(created_at=timezone.now() - timedelta(minutes=1))
+
+    by_escalation = rows(staff_client, "escalation")
+
+    assert sorted(by_escalation) == sorted([str(first.pk), str(second.pk)])
+    one = by_escalation[str(first.pk)]
+    assert (one["human_handle_seconds"], one["escalations_handled"]) == (830, 1)
+    assert (one["human_messages"], one["human_active_seconds"]) == (1, 190)
+    assert (one["model_calls"], one["prompt_tokens"], one["avg_latency_ms"]) == (1, 100, 200)
+    assert float(one["cost"]) == 0.001
+    two = by_escalation[str(second.pk)]
+    assert (two["model_calls"], two["prompt_tokens"], two["human_messages"]) == (1, 20, 0)
+
+
+def test_it_leaves_open_escalations_out_of_the_escalation_rows(
+    staff_client: APIClient, agent: Any
+) -> None:
+    done = handled_escalation(agent, 30)
+    thread, _ = make_thread()
+    escalation_services.escalation_open(thread=thread, source="tool", reason="still open")
+    assert list(rows(staff_client, "escalation")) == [str(done.pk)]
+
+
+def test_it_lists_escalation_rows_in_a_constant_number_of_queries(
+    staff_client: APIClient, agent: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            response = staff_client.get("/api/v1/desk/usage/", {"group_by": "escalation"})
+        assert response.status_code == 200
+        return len(ctx.captured_queries)
+
+    for seconds in (10, 20):
+        escalation = handled_escalation(agent, seconds)
+        services.human_reply_create(
+            thread=Thread.objects.get(pk=escalation.thread_id), user=agent, content="ok"
+        )
+    few = queries()
+    for seconds in range(30, 100, 10):
+        handled_escalation(agent, seconds)
+    assert queries() == few
+
+
+def test_it_prints_escalation_rows_from_the_command(agent: Any) -> None:
+    escalation = handled_escalation(agent, 75)
+    output = report("--group-by", "escalation", "--format", "csv")
+    parsed = list(csv.DictReader(io.StringIO(output)))
+    assert [(r["key"], r["human_handle_seconds"]) for r in parsed] == [(str(escalation.pk), "75")]
