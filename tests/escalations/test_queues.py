@@ -236,3 +236,68 @@ def test_it_shows_the_operations_admin_changelists_in_constant_queries(model: st
     few = count()
     add_rows(2, 6)
     assert count() == few
+
+
+def _queue_action(client: Client, action: str, queue: Queue) -> Any:
+    from django.urls import reverse
+
+    return client.post(
+        reverse("admin:escalations_queue_changelist"),
+        {"action": action, "_selected_action": [str(queue.pk)]},
+        follow=True,
+    )
+
+
+def test_it_lets_a_supervisor_turn_auto_assignment_off_in_the_admin(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    client = _admin_client()
+    with django_capture_on_commit_callbacks(execute=True):
+        agent = make_agent("ana")
+        queue = make_queue("General", agents=[agent])
+        response = _queue_action(client, "turn_auto_assign_off", queue)
+        waiting = escalate()
+    queue.refresh_from_db()
+    waiting.refresh_from_db()
+    assert queue.auto_assign is False
+    assert (waiting.status, waiting.claimed_by) == ("open", None)
+    assert "Auto-assignment is off for 1 queue(s)." in [
+        str(m) for m in response.context["messages"]
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        _queue_action(client, "turn_auto_assign_on", queue)
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.claimed_by) == ("claimed", agent)
+
+
+def test_it_hands_out_the_backlog_when_the_queue_form_turns_auto_assignment_on(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from django.urls import reverse
+
+    client = _admin_client()
+    with django_capture_on_commit_callbacks(execute=True):
+        agent = make_agent("ana")
+        queue = make_queue("General", agents=[agent], auto_assign=False)
+        waiting = escalate()
+    membership = queue.memberships.get()
+    form = {
+        "name": "General",
+        "default_priority": "normal",
+        "strategy": "round_robin",
+        "is_default": "on",
+        "auto_assign": "on",
+        "memberships-TOTAL_FORMS": "1",
+        "memberships-INITIAL_FORMS": "1",
+        "memberships-0-id": str(membership.pk),
+        "memberships-0-queue": str(queue.pk),
+        "memberships-0-user": str(agent.pk),
+        "memberships-0-role": "agent",
+        "rules-TOTAL_FORMS": "0",
+        "rules-INITIAL_FORMS": "0",
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("admin:escalations_queue_change", args=[queue.pk]), form)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.claimed_by) == ("claimed", agent)
