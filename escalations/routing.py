@@ -81,7 +81,6 @@ from escalations.models import (
 )
 from threads import events
 from threads import services as thread_services
-from threads.exceptions import InvalidAssignee
 from threads.models import Thread, ThreadStatus
 
 logger = logging.getLogger(__name__)
@@ -241,13 +240,10 @@ def _assign_new(escalation: Escalation, queue: Queue, fields: dict[str, Any]) ->
     )
     if not won:
         return ""
-    try:
-        handed = thread_services.thread_assign_unowned(
-            thread=escalation.thread, assignee=user, reason=_reason(escalation)
-        )
-    except InvalidAssignee:  # cannot happen: the pick only takes active agents
-        handed = False
-    if not handed:
+    # The pick takes active agents only (eligible_profiles), as the service requires.
+    if not thread_services.thread_assign_unowned(
+        thread=escalation.thread, assignee=user, reason=_reason(escalation)
+    ):
         # A human took the thread over meanwhile: theirs, and the escalation stays open
         # (with the routing fields, which the claim wrote).
         Escalation.objects.filter(pk=escalation.pk).update(

@@ -407,6 +407,23 @@ def test_it_leaves_a_new_escalation_to_a_queue_run_when_nobody_has_room() -> Non
     assert (second.status, second.claimed_by) == ("claimed", agent)
 
 
+def test_it_leaves_a_new_escalation_to_the_human_who_took_the_thread_over_meanwhile() -> None:
+    ana = make_agent("ana")
+    make_queue(agents=[ana])
+    replier = make_agent("sam", online=False)
+    thread, _ = make_thread()
+    services.escalation_resolve(escalation=escalate(thread), user=ana)  # human, unassigned
+    Thread.objects.filter(pk=thread.pk).update(assignee=None)
+    stale = Thread.objects.select_related("customer").get(pk=thread.pk)
+    # Someone replies (and so takes the thread) after the escalating code read the thread.
+    thread_services.human_reply_create(thread=thread, user=replier, content="On it.")
+    escalation, _ = services.escalation_open(thread=stale, source="tool", reason="again")
+    escalation.refresh_from_db()
+    assert (escalation.status, escalation.claimed_by) == ("open", None)
+    assert escalation.queue is not None
+    assert Thread.objects.get(pk=thread.pk).assignee == replier
+
+
 def test_it_never_assigns_over_capacity_when_escalations_open_concurrently() -> None:
     capacity, workers, each = 2, 6, 2
     agents = [make_agent(f"o{n}", capacity=capacity) for n in range(3)]
