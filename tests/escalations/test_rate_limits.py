@@ -309,3 +309,27 @@ def test_it_lets_exactly_the_capacity_through_under_concurrent_escalations(
     assert results.count(False) == 5
     assert Escalation.objects.count() == 12
     assert Escalation.objects.filter(throttled=False).count() == 5
+
+
+@pytest.mark.django_db
+def test_it_keeps_an_escalation_loop_from_becoming_a_storm_of_notifications(
+    backend: str, settings: Any
+) -> None:
+    from tests.escalations.ops_helpers import make_agent, make_queue
+
+    set_limit(settings, "per_thread", "3/3600")
+    settings.SUPPORTDESK_NOTIFY_EMAILS = ["desk@example.com"]
+    WebhookEndpoint.objects.create(url="http://127.0.0.1:9/hook")
+    agent = make_agent("ana")
+    make_queue(agents=[agent])
+    thread, _ = make_thread()
+    # The AI escalates, the human hands back, the AI escalates again: twenty times.
+    for _ in range(20):
+        escalation = escalate_and_resolve(thread, agent)
+        assert escalation.claimed_by == agent  # every one reached a person
+    escalations = Escalation.objects.filter(thread=thread)
+    assert escalations.count() == 20  # none dropped
+    assert escalations.filter(throttled=True).count() == 17
+    # Opened (email + webhook) and assigned (email + webhook) for the first three only.
+    sent = OutboxMessage.objects.values_list("event", flat=True)
+    assert sorted(sent) == ["escalation.assigned"] * 6 + ["escalation.opened"] * 6
