@@ -16,10 +16,16 @@ matches it before it takes the oldest unrouted one, so a classifier call never e
 main model's reply. With the queue empty the ``mode`` decides: ``"echo"`` answers
 ``final("You said: <last user message>")``, ``"error"`` answers 500.
 
+``faults=Faults(rate=0.2, seed=7)`` makes that share of chat requests fail at random
+(429, 500, a stall past the client's timeout, a stream cut mid-way), drawn from a seeded
+generator before the script is consulted: a failed request consumes no scripted reply,
+so the client's retry gets it. ``server.faulted`` counts them by kind.
+
 Also runnable as a process (benchmarks, kill -9 tests); the base URL is the first line on
 stdout::
 
     python tests/llm_server.py --port 0 --delay 1.0 --mode echo
+    python tests/llm_server.py --mode echo --fault-rate 0.2 --fault-seed 7
 
 Plain module: no Django, no third-party imports, no outbound network. It only listens
 (on loopback by default), caps request bodies at 1 MiB and keeps a bounded record.
@@ -33,6 +39,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import random
 import re
 import signal
 import socket
@@ -46,10 +53,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self, TypeAlias, cast
 
 __all__ = [
+    "FAULT_KINDS",
     "MAX_BODY_BYTES",
     "CutStreamReply",
     "DelayReply",
     "ErrorReply",
+    "Faults",
     "InvalidJSONReply",
     "RecordedRequest",
     "Reply",
@@ -297,6 +306,36 @@ def invalid_json(body: str | None = None) -> InvalidJSONReply:
     return InvalidJSONReply() if body is None else InvalidJSONReply(body)
 
 
+# --- random faults --------------------------------------------------------------------
+
+FAULT_KINDS = ("429", "500", "timeout", "cut")
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Fail ``rate`` of the chat requests at random, with a seeded generator.
+
+    ``kinds`` are drawn uniformly: ``"429"`` and ``"500"`` (OpenAI error bodies),
+    ``"timeout"`` (the answer comes ``stall`` seconds late; set the client's timeout below
+    it) and ``"cut"`` (the reply the request would have got, streamed for 1 to
+    ``max_cut_chunks`` events, then the connection dropped; half a body when not
+    streaming).
+    """
+
+    rate: float
+    seed: int = 0
+    kinds: tuple[str, ...] = FAULT_KINDS
+    stall: float = 5.0
+    max_cut_chunks: int = 12
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError("rate must be between 0 and 1")
+        unknown = set(self.kinds) - set(FAULT_KINDS)
+        if unknown or not self.kinds:
+            raise ValueError(f"kinds must be some of {FAULT_KINDS}, not {self.kinds!r}")
+
+
 # --- token estimates ------------------------------------------------------------------
 
 
@@ -354,6 +393,7 @@ class RecordedRequest:
     received_at: float
     raw: bytes | None = None  # kept only when the body was not a JSON object
     reply: Reply | None = None  # the scripted/default reply it got, once chosen
+    fault: str | None = None  # the random fault it got (one of FAULT_KINDS), if any
 
     def __getitem__(self, key: str) -> Any:
         return self.body[key]
@@ -436,8 +476,8 @@ class ScriptedLLMServer:
     request is answered. ``chunk_delay``: seconds between streamed events. ``api_key``:
     when set, requests without ``Authorization: Bearer <api_key>`` get 401. The flags
     ``reject_json_schema`` / ``reject_response_format`` make such requests fail with 400
-    (param ``response_format``) without consuming a scripted reply. Attributes may be
-    changed while the server runs.
+    (param ``response_format``) without consuming a scripted reply. ``faults``: random
+    failures (see :class:`Faults`). Attributes may be changed while the server runs.
     """
 
     def __init__(
@@ -454,6 +494,7 @@ class ScriptedLLMServer:
         reject_response_format: bool = False,
         max_recorded: int | None = 10_000,
         models: Iterable[str] = ("gpt-test", "classifier-mini"),
+        faults: Faults | None = None,
     ) -> None:
         if mode not in ("echo", "error"):
             raise ValueError(f"mode must be 'echo' or 'error', not {mode!r}")
@@ -467,6 +508,9 @@ class ScriptedLLMServer:
         self.reject_json_schema = reject_json_schema
         self.reject_response_format = reject_response_format
         self.models = list(models)
+        self.faults = faults
+        self.faulted: collections.Counter[str] = collections.Counter()
+        self._fault_random = random.Random(faults.seed if faults else 0)
         self.errors: list[BaseException] = []  # unexpected exceptions inside the server
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
@@ -631,6 +675,40 @@ class ScriptedLLMServer:
             if chosen is not None:
                 return self._queue.pop(chosen).reply
         return self._default_reply(request)
+
+    def _draw_fault(self, request: RecordedRequest) -> Reply | None:
+        """A random fault for this request (consuming nothing), or None."""
+        faults = self.faults
+        if faults is None or faults.rate <= 0:
+            return None
+        with self._lock:
+            if self._fault_random.random() >= faults.rate:
+                return None
+            kind = self._fault_random.choice(faults.kinds)
+            chunks = self._fault_random.randint(1, max(1, faults.max_cut_chunks))
+            self.faulted[kind] += 1
+            upcoming = self._peek(request)
+        request.fault = kind
+        if kind == "429":
+            return error(429)
+        if kind == "500":
+            return error(500)
+        if kind == "timeout":
+            return delay(faults.stall)
+        if upcoming is None:
+            upcoming = self._default_reply(request)
+        inner = upcoming if isinstance(upcoming, TextReply | ToolCallsReply) else None
+        return cut_stream(chunks, inner)
+
+    def _peek(self, request: RecordedRequest) -> Reply | None:
+        """The scripted reply ``_take`` would return, left in the queue (lock held)."""
+        for entry in self._queue:
+            if entry.routed and entry.matches(request):
+                return entry.reply
+        for entry in self._queue:
+            if not entry.routed:
+                return entry.reply
+        return None
 
     def _default_reply(self, request: RecordedRequest) -> Reply:
         if self.default is not None:
@@ -822,7 +900,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
 
-        reply = owner._take(request)
+        fault = owner._draw_fault(request)
+        reply = fault if fault is not None else owner._take(request)
         request.reply = reply
         usage: Usage | None = None
         while isinstance(reply, DelayReply):
@@ -1081,7 +1160,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between SSE events")
     parser.add_argument("--mode", choices=("echo", "error"), default="echo")
     parser.add_argument("--reject-json-schema", action="store_true")
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of calls that fail")
+    parser.add_argument("--fault-seed", type=int, default=0)
+    parser.add_argument(
+        "--fault-kinds", default=",".join(FAULT_KINDS), help="comma-separated: 429,500,timeout,cut"
+    )
+    parser.add_argument(
+        "--fault-stall", type=float, default=5.0, help="seconds a 'timeout' fault stalls"
+    )
     args = parser.parse_args(argv)
+    faults = None
+    if args.fault_rate > 0:
+        faults = Faults(
+            rate=args.fault_rate,
+            seed=args.fault_seed,
+            kinds=tuple(kind for kind in args.fault_kinds.split(",") if kind),
+            stall=args.fault_stall,
+        )
 
     server = ScriptedLLMServer(
         host=args.host,
@@ -1091,6 +1186,7 @@ def main(argv: list[str] | None = None) -> int:
         chunk_delay=args.chunk_delay,
         reject_json_schema=args.reject_json_schema,
         max_recorded=1000,
+        faults=faults,
     )
     done = threading.Event()
 

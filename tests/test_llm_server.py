@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 
 from tests.llm_server import (
     MAX_BODY_BYTES,
+    Faults,
     ScriptedLLMServer,
     cut_stream,
     delay,
@@ -449,6 +451,53 @@ def test_it_waits_for_requests_from_other_threads(
     worker.join(timeout=5)
 
     assert request.last_user_message() == "background"
+
+
+def test_it_fails_calls_at_random_without_consuming_the_script() -> None:
+    with ScriptedLLMServer(faults=Faults(rate=1.0, kinds=("429",))) as server:
+        server.push(final("kept for the retry"))
+        sdk = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0, timeout=5)
+        with pytest.raises(openai.RateLimitError):
+            ask(sdk)
+        server.faults = None
+        content = ask(sdk).choices[0].message.content
+        sdk.close()
+    assert json.loads(content)["reply"] == "kept for the retry"
+    assert server.faulted == {"429": 1}
+    assert [request.fault for request in server.requests] == ["429", None]
+
+
+def _fault_sequence(seed: int) -> list[str | None]:
+    with ScriptedLLMServer(faults=Faults(rate=0.5, seed=seed, stall=0.3)) as server:
+        sdk = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0, timeout=0.2)
+        for _ in range(12):
+            with contextlib.suppress(openai.APIError, ValueError):
+                list(ask(sdk, stream=True))
+        sdk.close()
+        return [request.fault for request in server.requests]
+
+
+def test_it_draws_the_same_faults_from_the_same_seed() -> None:
+    first = _fault_sequence(3)
+    assert first == _fault_sequence(3)
+    assert any(first) and not all(first)
+    assert first != _fault_sequence(4)
+
+
+def test_it_cuts_the_stream_of_the_reply_the_request_would_have_got() -> None:
+    faults = Faults(rate=1.0, kinds=("cut",), max_cut_chunks=1)
+    with ScriptedLLMServer(faults=faults) as server:
+        server.push(text("the scripted words"))
+        sdk = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0, timeout=5)
+        received: list[str] = []
+        with pytest.raises(openai.APIConnectionError):
+            for chunk in ask(sdk, stream=True):
+                received.append(chunk.choices[0].delta.content or "")
+        server.faults = None
+        content = ask(sdk).choices[0].message.content
+        sdk.close()
+    assert received == [""]  # the role chunk, then the cut
+    assert content == "the scripted words"
 
 
 def test_it_runs_as_a_process_and_echoes() -> None:
