@@ -10,7 +10,16 @@ from rest_framework.test import APIClient
 from escalations.models import Escalation, HumanRequest
 from supportdesk.agent.models import AgentTurn, ModelCall
 from tests.factories import make_thread
-from tests.llm_server import ScriptedLLMServer, delay, error, final, invalid_json, text, tool_call
+from tests.llm_server import (
+    ScriptedLLMServer,
+    cut_stream,
+    delay,
+    error,
+    final,
+    invalid_json,
+    text,
+    tool_call,
+)
 from tests.turns import drain
 from threads import services
 from threads.models import Message, Thread
@@ -485,6 +494,26 @@ def test_it_streams_nothing_of_an_uncertain_answer(
     with django_capture_on_commit_callbacks(execute=True):
         drain()
     assert [e for e in event_log.events if e.type == "message.delta"] == []
+
+
+def test_it_streams_a_reply_once_when_its_first_stream_was_cut(
+    llm: ScriptedLLMServer,
+    customer_client: APIClient,
+    thread_and_token: tuple[Thread, str],
+    event_log: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    thread, _ = thread_and_token
+    answer = final("Your parcel left our warehouse this morning.", 0.9)
+    llm.push(cut_stream(after_chunks=9, reply=answer))  # cut a few words into the reply
+    llm.push(answer)
+    post(customer_client, thread, "where is my parcel")
+    with django_capture_on_commit_callbacks(execute=True):
+        drain()
+    deltas = [e.payload["delta"] for e in event_log.events if e.type == "message.delta"]
+    assert len(deltas) >= 2  # some text went out before the cut, the rest after the retry
+    assert "".join(deltas) == "Your parcel left our warehouse this morning."
+    assert AgentTurn.objects.get(thread=thread).outcome_message.content == "".join(deltas)
 
 
 def test_it_stays_silent_on_a_thread_closed_before_the_turn_ran(

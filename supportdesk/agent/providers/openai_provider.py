@@ -93,7 +93,9 @@ class ReplyStreamer:
     """Finds the ``reply`` string inside a streamed JSON answer and passes its text on.
 
     Text is forwarded only once ``confidence`` and ``requires_human`` have been seen and
-    say the answer may go to the customer; everything else is withheld.
+    say the answer may go to the customer; everything else is withheld. One streamer
+    serves every attempt of a call: after a retry (a stream cut mid-reply) only text
+    beyond what already went out is forwarded, so the customer never sees it twice.
     """
 
     _HEAD = re.compile(
@@ -108,6 +110,13 @@ class ReplyStreamer:
         self.open = False
         self.done = False
         self.emitted = 0  # characters of the decoded reply already forwarded
+
+    def restart(self) -> None:
+        """A new attempt streams the answer from its start; ``emitted`` is kept."""
+        self.buffer = ""
+        self.reply_start = None
+        self.open = False
+        self.done = False
 
     def feed(self, chunk: str) -> None:
         if self.done:
@@ -262,13 +271,18 @@ class OpenAIProvider:
         self, request: Any, *, on_delta: DeltaCallback | None, stream: bool | None = None
     ) -> Completion:
         use_stream = self.stream if stream is None else stream
+        streamer = (
+            ReplyStreamer(on_delta, settings.SUPPORTDESK_ESCALATION_THRESHOLD)
+            if on_delta and use_stream
+            else None
+        )
         attempt = 0
         while True:
             kwargs = request()
             started = time.monotonic()
             try:
                 if use_stream:
-                    completion = self._call_streaming(kwargs, on_delta)
+                    completion = self._call_streaming(kwargs, streamer)
                 else:
                     completion = self._call(kwargs)
                 completion.latency_ms = int((time.monotonic() - started) * 1000)
@@ -332,12 +346,11 @@ class OpenAIProvider:
             ),
         )
 
-    def _call_streaming(self, kwargs: dict[str, Any], on_delta: DeltaCallback | None) -> Completion:
+    def _call_streaming(self, kwargs: dict[str, Any], streamer: ReplyStreamer | None) -> Completion:
+        if streamer is not None:
+            streamer.restart()
         stream = self.client.chat.completions.create(
             **kwargs, stream=True, stream_options={"include_usage": True}
-        )
-        streamer = (
-            ReplyStreamer(on_delta, settings.SUPPORTDESK_ESCALATION_THRESHOLD) if on_delta else None
         )
         text: list[str] = []
         calls: dict[int, dict[str, str]] = {}
