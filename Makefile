@@ -6,7 +6,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run serve-prod test lint format fuzz bench clean
+.PHONY: install run serve-prod test test-faults lint format fuzz bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,13 @@ serve-prod: install
 
 test: install
 	SECRET_KEY=$${SECRET_KEY:-insecure-test-key} $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fault-injection tests (marked `faults`) at the issue's full counts: workers killed
+# mid-turn, servers and Redis killed under 50 sockets, a flaky model server, PostgreSQL
+# restarted, 32-way decision races. `make test` runs the same tests with small counts.
+test-faults: install
+	SECRET_KEY=$${SECRET_KEY:-insecure-test-key} FAULTS_FULL=1 \
+	  $(BIN)/python -m pytest -m faults $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
