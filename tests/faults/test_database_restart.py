@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.faults.processes import (
@@ -71,6 +72,8 @@ class Stack:
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "SUPPORTDESK_RATE_LIMITS": "off",
             "SUPPORTDESK_LLM": "offline",
+            # A turn that was running when the database went away comes back this soon.
+            "SUPPORTDESK_TURN_LEASE_SECONDS": "5",
             "LOG_LEVEL": "ERROR",
             "REDIS_URL": "",
             "DJANGO_SUPERUSER_USERNAME": "ops",
@@ -242,6 +245,15 @@ def assert_unavailable(name: str, response: Response) -> None:
         assert isinstance(response.body["error"]["message"], str)
 
 
+def unfinished_turns(database: PrivatePostgres) -> int:
+    """Turns still queued or running, read straight from the private cluster."""
+    with psycopg.connect(database.url, connect_timeout=10) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM agent_agentturn WHERE status IN ('queued', 'running')"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def answered(port: int, thread_id: str, token: str, after: int) -> bool:
     page = call(
         port,
@@ -344,5 +356,9 @@ def test_it_answers_503_while_postgres_is_down_and_recovers_without_a_restart(
         120,
         "the AI worker to answer after the outage",
         stack.workers.logs,
+    )
+    # Every turn, including any the outage interrupted, reaches a final state.
+    wait_until(
+        lambda: unfinished_turns(database) == 0, 120, "every turn to finish", stack.workers.logs
     )
     assert stack.alive()
