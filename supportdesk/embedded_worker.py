@@ -30,7 +30,7 @@ def start() -> None:
     _started = True
     from django_tasks_db.management.commands.db_worker import Worker
 
-    from supportdesk.agent.worker import sweep_forever
+    from supportdesk.agent.worker import run_through_outages, sweep_forever
 
     worker_id = f"embedded-{socket.gethostname()[:30]}-{os.getpid()}"
     worker = Worker(
@@ -50,5 +50,7 @@ def start() -> None:
         name="turn-sweeper",
         daemon=True,
     ).start()
-    threading.Thread(target=worker.run, name="agent-worker", daemon=True).start()
+    threading.Thread(
+        target=run_through_outages, args=(worker,), name="agent-worker", daemon=True
+    ).start()
     logger.info("AI worker %s runs inside the web process", worker_id)

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
+from typing import TYPE_CHECKING
 
-from django.db import close_old_connections, connection
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+)
 from django.utils import timezone
 
 from escalations.notifications import deliver_due, outbox_prune
@@ -14,7 +23,14 @@ from escalations.sla import sla_sweep
 from supportdesk.agent.models import WorkerHeartbeat
 from supportdesk.agent.runner import turn_sweep
 
+if TYPE_CHECKING:
+    from django_tasks_db.management.commands.db_worker import Worker
+
 logger = logging.getLogger(__name__)
+
+# Seconds between attempts while the database is unreachable (doubling up to the cap).
+RECONNECT_DELAY = 0.5
+RECONNECT_DELAY_CAP = 5.0
 
 
 def sweep_once(worker_id: str) -> dict[str, int]:
@@ -43,3 +59,30 @@ def sweep_forever(*, worker_id: str, every: float, stop: threading.Event) -> Non
             logger.exception("sweeper failed; retrying")
         stop.wait(every)
     connection.close()
+
+
+def run_through_outages(worker: Worker) -> None:
+    """Run the task loop; when the database goes away, wait and run it again.
+
+    django-tasks-db's loop re-raises every error but a locked SQLite database, so a
+    restarted PostgreSQL would otherwise end the worker for good (a turn that was
+    running comes back through its expired lease). Used by ``agent_worker`` and the
+    worker embedded in the web process.
+    """
+    delay = RECONNECT_DELAY
+    while True:
+        started = time.monotonic()
+        try:
+            worker.run()
+            return
+        except (OperationalError, InterfaceError) as exc:
+            if not worker.running:
+                return
+            if time.monotonic() - started > 60:
+                delay = RECONNECT_DELAY  # it worked for a while: a new outage
+            logger.warning("agent worker: database unavailable (%s); retrying", exc)
+            worker.running_task = False
+            with contextlib.suppress(DatabaseError):
+                connection.close()
+            time.sleep(delay)
+            delay = min(delay * 2, RECONNECT_DELAY_CAP)

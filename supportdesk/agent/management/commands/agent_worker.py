@@ -9,31 +9,16 @@ running comes back through its expired lease).
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import socket
 import threading
-import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import (
-    DatabaseError,
-    InterfaceError,
-    OperationalError,
-    close_old_connections,
-    connection,
-)
+from django.db import close_old_connections, connection
 from django_tasks_db.management.commands.db_worker import Worker
 
-from supportdesk.agent.worker import sweep_forever
-
-logger = logging.getLogger(__name__)
-
-# Seconds between attempts while the database is unreachable (doubling up to the cap).
-RECONNECT_DELAY = 0.5
-RECONNECT_DELAY_CAP = 5.0
+from supportdesk.agent.worker import run_through_outages, sweep_forever
 
 
 class Command(BaseCommand):
@@ -77,32 +62,8 @@ class Command(BaseCommand):
         )
         worker.configure_signals()
         try:
-            self.run_through_outages(worker)
+            run_through_outages(worker)
         finally:
             stop.set()
             close_old_connections()
             connection.close()
-
-    def run_through_outages(self, worker: Worker) -> None:
-        """Run the task loop; when the database goes away, wait and run it again.
-
-        django-tasks-db's loop re-raises every error but a locked SQLite database, so a
-        restarted PostgreSQL would otherwise end the worker for good.
-        """
-        delay = RECONNECT_DELAY
-        while True:
-            started = time.monotonic()
-            try:
-                worker.run()
-                return
-            except (OperationalError, InterfaceError) as exc:
-                if not worker.running:
-                    return
-                if time.monotonic() - started > 60:
-                    delay = RECONNECT_DELAY  # it worked for a while: a new outage
-                logger.warning("agent worker: database unavailable (%s); retrying", exc)
-                worker.running_task = False
-                with contextlib.suppress(DatabaseError):
-                    connection.close()
-                time.sleep(delay)
-                delay = min(delay * 2, RECONNECT_DELAY_CAP)
