@@ -10,8 +10,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "supportdesk.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from supportdesk.cors import SocketOriginValidator  # noqa: E402
 from supportdesk.env import env_bool  # noqa: E402
 from supportdesk.routing import websocket_urlpatterns  # noqa: E402
 
@@ -24,6 +24,6 @@ if env_bool("SUPPORTDESK_EMBEDDED_WORKER", False):
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+        "websocket": SocketOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )

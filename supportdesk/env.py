@@ -142,3 +142,39 @@ def sqlite_database(path: str) -> dict[str, object]:
         "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 600, minimum=0),
         "TEST": {"NAME": _test_database_name(path)},
     }
+
+
+def normalize_origin(value: str) -> str | None:
+    """``scheme://host[:port]`` in the form browsers send in ``Origin`` (lower case, no
+    default port, no trailing slash), or None when ``value`` is not such an origin."""
+    try:
+        parts = urlsplit(value.strip().lower().rstrip("/"))
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        return None
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if port is None or port == {"http": 80, "https": 443}[parts.scheme]:
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def env_origins(name: str) -> list[str]:
+    """A comma-separated list of origins (``https://shop.example``, ``http://host:8080``)
+    or ``*`` for any origin; each entry is checked and normalised."""
+    origins = []
+    for item in env_list(name, []):
+        if item == "*":
+            origins.append(item)
+            continue
+        origin = normalize_origin(item)
+        if origin is None:
+            raise ImproperlyConfigured(
+                f"{name} must list origins like https://shop.example or http://host:8080 "
+                f"(scheme, host and optional port, nothing else), got {item!r}."
+            )
+        origins.append(origin)
+    return origins

@@ -14,6 +14,7 @@ from supportdesk.env import (
     env_float,
     env_int,
     env_list,
+    env_origins,
     env_str,
     sqlite_database,
 )
@@ -29,6 +30,9 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Sites that embed the widget from this server (supportdesk/cors.py): the customer API
+# answers them with CORS headers and the customer socket accepts them. Empty: same origin.
+SUPPORTDESK_WIDGET_ORIGINS = env_origins("SUPPORTDESK_WIDGET_ORIGINS")
 
 INSTALLED_APPS = [
     "daphne",
@@ -52,6 +56,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "supportdesk.cors.WidgetCorsMiddleware",
     "supportdesk.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -48,6 +48,8 @@ class ThreadTokenAuthentication(BaseAuthentication):
 class CustomerView(APIView):
     authentication_classes = [ThreadTokenAuthentication]
     permission_classes = [AllowAny]
+    # The embedded widget calls these from the shop's origin (supportdesk/cors.py).
+    widget_cors = True
 
     def get_thread(self, request: Request, thread_id: Any) -> Thread:
         if not isinstance(request.auth, str):
@@ -73,6 +75,7 @@ def _create_scope(view: APIView, request: Request, kwargs: dict[str, Any]) -> st
 class ThreadCreateView(APIView):
     authentication_classes: list[type[BaseAuthentication]] = []
     permission_classes = [AllowAny]
+    widget_cors = True
 
     @extend_schema(
         request=ThreadCreateInputSerializer,

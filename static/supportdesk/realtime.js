@@ -372,8 +372,8 @@
     }
   }
 
-  function getJson(fetchImpl, url, headers) {
-    return fetchImpl(url, { headers: headers, credentials: "same-origin" }).then((response) => {
+  function getJson(fetchImpl, url, headers, credentials) {
+    return fetchImpl(url, { headers: headers, credentials: credentials }).then((response) => {
       if (!response.ok) throw new Error("GET " + url + " answered " + response.status);
       return response.json();
     });
@@ -385,7 +385,9 @@
     const fetchImpl = options.fetch || fetch;
     return function (threadId, after) {
       const url = base + "/api/v1/threads/" + threadId + "/messages/?limit=200&after=" + after;
-      return getJson(fetchImpl, url, { Authorization: "Bearer " + options.token });
+      // The thread token is the credential: no cookies, even when the widget is
+      // embedded on another site (the API allows it no credentialed CORS).
+      return getJson(fetchImpl, url, { Authorization: "Bearer " + options.token }, "omit");
     };
   }
 
@@ -397,7 +399,7 @@
     const headers = options && options.token ? { Authorization: "Token " + options.token } : {};
     return function (threadId, after) {
       const url = base + "/api/v1/desk/threads/" + threadId + "/messages/?limit=200&after=" + after;
-      return getJson(fetchImpl, url, headers);
+      return getJson(fetchImpl, url, headers, "same-origin");
     };
   }
 

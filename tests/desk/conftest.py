@@ -36,6 +36,10 @@ from django.test import Client
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
+# Other sites, served from this machine (shop_site): the widget is embedded on SHOP_HOST,
+# which the server lists in SUPPORTDESK_WIDGET_ORIGINS, and on OTHER_HOST, which it does not.
+SHOP_HOST = "shop.example"
+OTHER_HOST = "elsewhere.example"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -45,6 +49,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    f"--host-resolver-rules=MAP {SHOP_HOST} 127.0.0.1, MAP {OTHER_HOST} 127.0.0.1",
 ]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 LAPTOP = {"width": 1366, "height": 860}
@@ -118,9 +123,11 @@ class Processes:
 
 
 class LiveServer:
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(self, url: str, prefix: str, shop_port: int) -> None:
         self.url = url
         self.prefix = prefix
+        # Where shop_site serves its page; the server allows http://SHOP_HOST:<port>.
+        self.shop_port = shop_port
 
     def __str__(self) -> str:
         return self.url
@@ -168,9 +175,10 @@ def asgi_server(
     test module; stopped before the test database is dropped."""
     prefix = f"sdbrowser{os.getpid()}{uuid.uuid4().hex[:6]}"
     port = free_port()
+    shop_port = free_port()
     processes = Processes()
     with django_db_blocker.unblock():
-        env = process_env(prefix)
+        env = process_env(prefix, SUPPORTDESK_WIDGET_ORIGINS=f"http://{SHOP_HOST}:{shop_port}")
     server = processes.start(
         [
             "-m",
@@ -189,9 +197,48 @@ def asgi_server(
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(url, server)
-        yield LiveServer(url, prefix)
+        yield LiveServer(url, prefix, shop_port)
     finally:
         processes.stop_all()
+
+
+SHOP_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Another shop</title></head>
+<body><main><h1>Another shop</h1><p>The support widget, embedded from its own server.</p></main>
+<script src="{server}/static/widget/widget.js" data-title="Shop support"
+  data-name="Robin Shopper" async></script></body></html>
+"""
+
+
+@pytest.fixture
+def shop_site(asgi_server: LiveServer) -> Iterator[str]:
+    """Another website, on another origin, that embeds the widget from the server with its
+    one script tag (any path serves that page). Yields the port; open
+    http://SHOP_HOST:<port>/ (allowed by the server) or http://OTHER_HOST:<port>/ (not)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = SHOP_PAGE.format(server=asgi_server.url).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", asgi_server.shop_port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield asgi_server.shop_port
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture

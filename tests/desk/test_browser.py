@@ -17,7 +17,7 @@ import pytest
 from approvals.models import ApprovalDraft, DraftStatus
 from escalations.models import Escalation, HumanRequest
 from supportdesk.agent.kb_data import knowledge_seed
-from tests.desk.conftest import TABLET, screenshot
+from tests.desk.conftest import OTHER_HOST, SHOP_HOST, TABLET, screenshot
 from tests.desk.helpers import draft_thread, escalated_thread
 from tests.desk.test_views import _bulk_messages
 from tests.factories import UserFactory, make_thread
@@ -93,6 +93,25 @@ def wait_for_frame(
             return
         page.wait_for_timeout(100)
     raise AssertionError(f"no such frame among {frame_types(frames)}")
+
+
+def staff_post(server: Any, user: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A staff API call served by the server process, so that its events go out on the
+    server's channel layer (this process's in-memory layer reaches no browser)."""
+    import urllib.request
+
+    from rest_framework.authtoken.models import Token
+
+    token, _ = Token.objects.get_or_create(user=user)
+    request = urllib.request.Request(
+        f"{server.url}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Token {token.key}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        result: dict[str, Any] = json.loads(response.read())
+    return result
 
 
 def assert_no_injected_script(page: Any) -> None:
@@ -209,6 +228,60 @@ def test_it_hands_a_customer_from_the_ai_to_an_agent_and_back(
         "human",
         "ai",
     ]
+
+
+# --- Embedded on another site ------------------------------------------------------------------
+
+
+def test_it_works_embedded_on_another_site_and_only_on_allowed_ones(
+    pages: Any, shop_site: int, asgi_server: Any, desk_agent: Any
+) -> None:
+    # The shop's origin is in the server's SUPPORTDESK_WIDGET_ORIGINS: the customer API
+    # (preflights included: JSON bodies, the Authorization header) and the customer socket
+    # answer it.
+    shop = pages()
+    frames = record_frames(shop)
+    sockets: list[str] = []
+    shop.on("websocket", lambda socket: sockets.append(socket.url))
+    shop.goto(f"http://{SHOP_HOST}:{shop_site}/")
+    shop.locator(".launcher").click()
+    shop.locator("#sd-input").fill("Do you ship to Norway?")
+    shop.locator("#sd-input").press("Enter")
+    expect(shop.locator(".msg.customer .text")).to_have_text("Do you ship to Norway?")
+    thread = Thread.objects.get()
+    assert thread.customer.name == "Robin Shopper"
+    shop.get_by_role("button", name="Talk to a person").click()
+    expect(shop.locator(".status-text")).to_have_text("Waiting for a person…")
+    assert Escalation.objects.filter(thread=thread, source="customer_request").exists()
+
+    # The agent answers through the server (its events reach the server's sockets).
+    staff_post(
+        asgi_server,
+        desk_agent,
+        f"/api/v1/desk/threads/{thread.pk}/reply/",
+        {"content": "Yes, in 3 to 5 days."},
+    )
+    expect(shop.locator(".msg.human .text")).to_have_text("Yes, in 3 to 5 days.")
+    wait_for_frame(
+        shop,
+        frames,
+        lambda frame: (
+            frame["type"] == "message.created"
+            and frame["message"]["content"] == "Yes, in 3 to 5 days."
+        ),
+    )
+    server_ws = asgi_server.url.replace("http", "ws", 1)
+    assert sockets and all(url.startswith(f"{server_ws}/ws/threads/") for url in sockets), sockets
+    screenshot(shop, "widget-embedded")
+
+    # A site that is not listed gets no CORS answer: the browser keeps the API from it.
+    other = pages()
+    other.goto(f"http://{OTHER_HOST}:{shop_site}/")
+    other.locator(".launcher").click()
+    other.locator("#sd-input").fill("Hello from a site that is not allowed")
+    other.locator("#sd-input").press("Enter")
+    expect(other.locator(".error")).not_to_be_empty()
+    assert Thread.objects.count() == 1
 
 
 # --- Approvals --------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from tests.realtime.sockets import (
     receive_all,
     receive_type,
     send,
+    staff_token,
 )
 from tests.turns import drain
 from threads import realtime, services
@@ -90,6 +91,30 @@ async def test_it_refuses_a_foreign_origin() -> None:
     thread, token = await new_thread()
     socket = communicator(
         f"/ws/threads/{thread.pk}/?token={token}", headers=[(b"origin", b"https://evil.example")]
+    )
+    connected, _ = await socket.connect(timeout=5)
+    assert not connected
+
+
+async def test_it_accepts_a_widget_origin_on_the_customer_socket(settings: Any) -> None:
+    settings.SUPPORTDESK_WIDGET_ORIGINS = ["https://shop.example"]
+    thread, token = await new_thread()
+    await customer_says(thread, "from the shop")
+    socket = communicator(
+        f"/ws/threads/{thread.pk}/?token={token}", headers=[(b"origin", b"https://shop.example")]
+    )
+    connected, _ = await socket.connect(timeout=5)
+    assert connected
+    assert (await receive(socket))["message"]["content"] == "from the shop"
+    await socket.disconnect()
+
+
+async def test_it_refuses_a_widget_origin_on_the_desk_socket(settings: Any) -> None:
+    settings.SUPPORTDESK_WIDGET_ORIGINS = ["https://shop.example"]
+    agent = await new_agent(username="origin-check")
+    token = await staff_token(agent)
+    socket = communicator(
+        f"/ws/desk/?token={token}", headers=[(b"origin", b"https://shop.example")]
     )
     connected, _ = await socket.connect(timeout=5)
     assert not connected
