@@ -39,8 +39,8 @@
     ":focus-visible { outline: 3px solid #ffbf47; outline-offset: 2px; }",
     ".panel { width: min(380px, calc(100vw - 24px)); height: min(600px, calc(100vh - 100px)); background: #fff; border-radius: 12px; box-shadow: 0 12px 40px rgba(0,0,0,.28); display: flex; flex-direction: column; overflow: hidden; margin-bottom: 12px; border: 1px solid #d0d7de; }",
     ".panel[hidden] { display: none; }",
-    "header { background: #0b5cad; color: #fff; padding: 12px 14px; display: flex; align-items: flex-start; gap: 8px; }",
-    "header h2 { margin: 0; font-size: 16px; }",
+    ".head { background: #0b5cad; color: #fff; padding: 12px 14px; display: flex; align-items: flex-start; gap: 8px; }",
+    ".head h2 { margin: 0; font-size: 16px; }",
     ".status { margin: 2px 0 0; font-size: 13px; display: flex; align-items: center; gap: 6px; }",
     ".dot { width: 8px; height: 8px; border-radius: 50%; background: #7ee2a8; display: inline-block; }",
     ".dot.waiting { background: #ffd33d; }",
@@ -89,7 +89,8 @@
   var root = el("div", { class: "root" });
   var panel = el("section", { class: "panel", id: "sd-panel", role: "dialog", "aria-label": config.title || "Support chat" });
   panel.hidden = true;
-  var header = el("header");
+  // Not a <header>: inside the host page that would be a second banner landmark.
+  var header = el("div", { class: "head" });
   var titles = el("div");
   var title = el("h2", {}, config.title || "Support");
   var status = el("p", { class: "status", role: "status" });
@@ -102,7 +103,10 @@
   var closeButton = el("button", { class: "close", type: "button", "aria-label": "Close chat" }, "×");
   header.appendChild(titles);
   header.appendChild(closeButton);
-  var log = el("ol", { class: "log", role: "log", "aria-live": "polite", "aria-label": "Conversation" });
+  // A log of plain blocks: list items would need a list parent, and role="log" takes
+  // the list's role away.
+  // Focusable: keyboard users scroll it with the arrow keys.
+  var log = el("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": "Conversation", tabindex: "0" });
   var typingLine = el("p", { class: "typing", "aria-live": "polite" });
   var bar = el("div", { class: "bar" });
   var handoffButton = el("button", { class: "handoff", type: "button" }, "Talk to a person");
@@ -224,9 +228,9 @@
     var item;
     var kind = (message.author && message.author.kind) || "system";
     if (kind === "system" || message.role === "system") {
-      item = el("li", { class: "notice", "data-seq": String(message.seq) }, message.content);
+      item = el("div", { class: "notice", "data-seq": String(message.seq) }, message.content);
     } else {
-      item = el("li", { class: "msg " + kind, "data-seq": String(message.seq), "data-id": message.id });
+      item = el("div", { class: "msg " + kind, "data-seq": String(message.seq), "data-id": message.id });
       item.appendChild(el("span", { class: "who" }, who(message)));
       item.appendChild(el("span", { class: "text" }, message.content));
     }
@@ -256,7 +260,7 @@
     if (state.messages[frame.message_id]) return;
     var item = state.streaming[frame.message_id];
     if (!item) {
-      item = el("li", { class: "msg ai streaming", "data-id": frame.message_id, "aria-busy": "true" });
+      item = el("div", { class: "msg ai streaming", "data-id": frame.message_id, "aria-busy": "true" });
       item.appendChild(el("span", { class: "who" }, "AI assistant"));
       item.appendChild(el("span", { class: "text" }));
       state.streaming[frame.message_id] = item;
@@ -268,7 +272,7 @@
 
   function notice(text) {
     var stick = nearBottom();
-    log.appendChild(el("li", { class: "notice" }, text));
+    log.appendChild(el("div", { class: "notice" }, text));
     if (stick) log.scrollTop = log.scrollHeight;
   }
 

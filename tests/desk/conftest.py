@@ -52,6 +52,7 @@ CHROMIUM_ARGS = [
     f"--host-resolver-rules=MAP {SHOP_HOST} 127.0.0.1, MAP {OTHER_HOST} 127.0.0.1",
 ]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+ACCESSIBILITY = ROOT / "artifacts" / "accessibility"
 LAPTOP = {"width": 1366, "height": 860}
 TABLET = {"width": 820, "height": 1180}
 
@@ -159,11 +160,12 @@ def chromium_path() -> str:
             pytest.fail(f"{CHROMIUM} is missing; .ci/run installs it (apt-get install chromium)")
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
     try:
+        import axe_playwright_python  # noqa: F401
         import playwright  # noqa: F401
     except ImportError:
         if os.environ.get("CI"):
-            pytest.fail("the playwright package is missing (pip install -e '.[dev]')")
-        pytest.skip("the playwright package is missing")
+            pytest.fail("playwright or axe-playwright-python is missing (pip install -e '.[dev]')")
+        pytest.skip("playwright or axe-playwright-python is missing")
     return CHROMIUM
 
 
@@ -357,3 +359,40 @@ def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=False)
     return path
+
+
+# axe-core's rules for WCAG 2.1 A and AA plus its best practices (landmarks, headings).
+AXE_OPTIONS = {
+    "runOnly": {
+        "type": "tag",
+        "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"],
+    },
+    "resultTypes": ["violations"],
+}
+AXE_FAILING_IMPACTS = ("serious", "critical")
+
+
+def accessibility_violations(page: Any, name: str) -> list[dict[str, Any]]:
+    """axe-core's violations on the page as it is now (open shadow roots included), of
+    every impact; they are saved to artifacts/accessibility/<name>.json."""
+    import json
+
+    from axe_playwright_python.sync_playwright import Axe
+
+    violations = list(Axe().run(page, options=AXE_OPTIONS).response["violations"])
+    ACCESSIBILITY.mkdir(parents=True, exist_ok=True)
+    (ACCESSIBILITY / f"{name}.json").write_text(json.dumps(violations, indent=1))
+    return violations
+
+
+def assert_accessible(page: Any, name: str) -> None:
+    """No serious or critical axe-core violation on the page."""
+    import json
+
+    violations = accessibility_violations(page, name)
+    failing = [v for v in violations if v["impact"] in AXE_FAILING_IMPACTS]
+    assert not failing, "\n".join(
+        f"{v['id']} ({v['impact']}): {v['help']} at "
+        + ", ".join(json.dumps(node["target"]) for node in v["nodes"][:5])
+        for v in failing
+    )

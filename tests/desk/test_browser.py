@@ -17,7 +17,7 @@ import pytest
 from approvals.models import ApprovalDraft, DraftStatus
 from escalations.models import Escalation, HumanRequest
 from supportdesk.agent.kb_data import knowledge_seed
-from tests.desk.conftest import OTHER_HOST, SHOP_HOST, TABLET, screenshot
+from tests.desk.conftest import OTHER_HOST, SHOP_HOST, TABLET, assert_accessible, screenshot
 from tests.desk.helpers import draft_thread, escalated_thread
 from tests.desk.test_views import _bulk_messages
 from tests.factories import UserFactory, make_thread
@@ -132,6 +132,7 @@ def test_it_hands_a_customer_from_the_ai_to_an_agent_and_back(
     desk = pages()
     desk_frames = record_frames(desk)
     desk.goto("/desk/")
+    assert_accessible(desk, "login")
     desk.get_by_label("Username").fill("alex")
     desk.get_by_label("Password").fill(PASSWORD)
     desk.get_by_role("button", name="Sign in").click()
@@ -163,6 +164,8 @@ def test_it_hands_a_customer_from_the_ai_to_an_agent_and_back(
     wait_for_frame(desk, desk_frames, lambda frame: frame["type"] == "escalation.created")
     screenshot(desk, "inbox")
     screenshot(widget, "widget-waiting")
+    assert_accessible(desk, "inbox")
+    assert_accessible(widget, "widget")
 
     # The agent opens the thread and claims the escalation.
     row.locator("a.subject").click()
@@ -209,6 +212,7 @@ def test_it_hands_a_customer_from_the_ai_to_an_agent_and_back(
     desk.get_by_role("button", name="Add note").click()
     expect(desk.locator("#messages .vis-internal")).to_contain_text("top loader")
     screenshot(desk, "thread-view")
+    assert_accessible(desk, "thread-view")
 
     # The agent hands the thread back to the AI; the customer is told.
     desk.get_by_role("button", name="Hand back to AI").click()
@@ -301,11 +305,22 @@ def test_it_approves_with_an_edit_and_rejects_for_a_new_draft(
     desk.goto("/desk/approvals/")
     expect(desk.locator("#draft-list li")).to_have_count(2)
     screenshot(desk, "approvals")
+    assert_accessible(desk, "approvals")
 
-    # Keyboard: e edits, Ctrl+Enter approves what was typed.
-    desk.locator("#draft-list li", has_text="Washing down").click()
-    expect(desk.locator("#review-title")).to_have_text("Washing down")
+    # Keyboard: ? lists the shortcuts, j and k move through the queue.
     desk.locator("#draft-list").focus()
+    desk.keyboard.press("?")
+    expect(desk.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+    assert_accessible(desk, "approvals-shortcuts")
+    desk.keyboard.press("Escape")
+    expect(desk.get_by_role("dialog", name="Keyboard shortcuts")).to_be_hidden()
+    expect(desk.locator("#review-title")).to_have_text("Washing down")
+    desk.keyboard.press("j")
+    expect(desk.locator("#review-title")).to_have_text("Shipping to Canada")
+    desk.keyboard.press("k")
+    expect(desk.locator("#review-title")).to_have_text("Washing down")
+
+    # e edits, Ctrl+Enter approves what was typed.
     expect(desk.locator("#review-context")).to_contain_text("How do I wash my down jacket?")
     desk.keyboard.press("e")
     expect(desk.locator("#draft-text")).to_be_focused()
@@ -334,6 +349,14 @@ def test_it_approves_with_an_edit_and_rejects_for_a_new_draft(
     )
     expect(desk.locator(f"#draft-{regenerated.pk}")).to_be_visible(timeout=15_000)
 
+    # a approves the new draft as it is.
+    desk.locator(f"#draft-{regenerated.pk}").click()
+    desk.locator("#draft-list").focus()
+    desk.keyboard.press("a")
+    expect(desk.locator("#approvals-empty")).to_be_visible()
+    regenerated.refresh_from_db()
+    assert (regenerated.status, regenerated.edited) == (DraftStatus.APPROVED, False)
+
 
 # --- The AI asks a person ----------------------------------------------------------------------
 
@@ -355,6 +378,7 @@ def test_it_answers_the_ais_question_from_the_thread_view(
     desk.goto(f"/desk/threads/{thread.pk}/")
     card = desk.locator("#questions-card")
     expect(card).to_contain_text("Was order 77 paid in full?")
+    assert_accessible(desk, "thread-question")
     expect(desk.locator("#messages")).to_contain_text("The AI called ask_human")
     card.get_by_label("Your answer").fill("Yes, paid on the 3rd.")
     card.get_by_role("button", name="Answer the AI").click()
@@ -408,6 +432,7 @@ def test_it_decides_drafts_in_the_admin_and_renders_the_dashboard(
     admin.get_by_role("link", name="Conversation").click()
     expect(admin.locator("#transcript")).to_contain_text("Can you fix it?")
     screenshot(admin, "admin-conversation")
+    assert_accessible(admin, "admin-conversation")
     admin.get_by_label("Reply (edit before approving if needed)").fill(
         "Your pole ships today by DHL."
     )
@@ -433,6 +458,7 @@ def test_it_decides_drafts_in_the_admin_and_renders_the_dashboard(
     expect(admin.locator("#card-sla")).to_be_visible()
     admin.set_viewport_size({"width": 1366, "height": 1500})
     screenshot(admin, "admin-dashboard")
+    assert_accessible(admin, "admin-dashboard")
 
 
 # --- Markup in messages is text, everywhere ----------------------------------------------------------
@@ -485,7 +511,9 @@ def test_it_fits_the_inbox_and_thread_view_on_a_tablet(pages: Any, desk_agent: A
     expect(desk.locator(f'tr[data-thread="{thread.pk}"]')).to_be_visible()
     assert desk.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     screenshot(desk, "inbox-tablet")
+    assert_accessible(desk, "inbox-tablet")
     desk.goto(f"/desk/threads/{thread.pk}/")
     expect(desk.get_by_role("button", name="Claim")).to_be_visible()
     assert desk.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     screenshot(desk, "thread-tablet")
+    assert_accessible(desk, "thread-tablet")
