@@ -64,6 +64,14 @@ def filter_open_escalation(queryset: QuerySet[Thread], value: bool | None) -> Qu
     return queryset.filter(Exists(active)) if value else queryset.exclude(Exists(active))
 
 
+def filter_queue(queryset: QuerySet[Thread], queue_id: int) -> QuerySet[Thread]:
+    """Threads with an open or claimed escalation in the queue ``queue_id``."""
+    active = Escalation.objects.filter(
+        thread=OuterRef("pk"), status__in=ACTIVE_ESCALATION, queue_id=queue_id
+    )
+    return queryset.filter(Exists(active))
+
+
 def install_thread_hooks() -> None:
     if annotate_staff_threads not in thread_selectors.staff_thread_annotators:
         thread_selectors.staff_thread_annotators.append(annotate_staff_threads)
@@ -72,3 +80,4 @@ def install_thread_hooks() -> None:
         thread, "pending_human_requests_count", 0
     )
     thread_selectors.thread_filter_open_escalation = filter_open_escalation
+    thread_selectors.thread_filter_queue = filter_queue

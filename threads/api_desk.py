@@ -67,6 +67,7 @@ class ThreadFilter(django_filters.FilterSet):
     assignee = django_filters.CharFilter(method="filter_assignee", max_length=20)
     has_open_escalation = django_filters.BooleanFilter(method="filter_has_open_escalation")
     has_pending_approval = django_filters.BooleanFilter(method="filter_has_pending_approval")
+    queue = django_filters.CharFilter(method="filter_queue", max_length=20)
     q = django_filters.CharFilter(method="filter_q", max_length=200)
 
     class Meta:
@@ -94,6 +95,11 @@ class ThreadFilter(django_filters.FilterSet):
         self, queryset: QuerySet[Thread], name: str, value: bool | None
     ) -> QuerySet[Thread]:
         return selectors.thread_filter_pending_approval(queryset, value)
+
+    def filter_queue(self, queryset: QuerySet[Thread], name: str, value: str) -> QuerySet[Thread]:
+        if value.isascii() and value.isdigit() and int(value) < 2**63:
+            return selectors.thread_filter_queue(queryset, int(value))
+        raise exceptions.ValidationError({"queue": ["Use a queue id."]})
 
     def filter_q(self, queryset: QuerySet[Thread], name: str, value: str) -> QuerySet[Thread]:
         return selectors.thread_search(queryset, value.strip()) if value.strip() else queryset

@@ -86,5 +86,11 @@ def _no_rows_match(queryset: QuerySet[Thread], value: bool | None) -> QuerySet[T
     return queryset.none() if value else queryset
 
 
+def _no_queue(queryset: QuerySet[Thread], queue_id: int) -> QuerySet[Thread]:
+    return queryset.none()
+
+
 thread_filter_open_escalation = _no_rows_match
 thread_filter_pending_approval = _no_rows_match
+# Threads whose open or claimed escalation waits in the queue with this id.
+thread_filter_queue = _no_queue

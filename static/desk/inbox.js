@@ -1,4 +1,4 @@
-/* The inbox: threads filtered by status, responder and assignee, with badges for open
+/* The inbox: threads filtered by status, responder, assignee and queue, with badges for open
  * escalations, pending approvals and pending questions, SLA countdowns, and live updates.
  * The first page comes embedded in the page; every refresh reads GET /api/v1/desk/threads/. */
 (function () {
@@ -23,8 +23,13 @@
 
   // --- Filters ----------------------------------------------------------------------
 
+  // The queue select is there only when queues exist.
+  var SELECTS = ["status", "responder", "assignee", "queue"].filter(function (name) {
+    return !!form.elements[name];
+  });
+
   function fillForm(filters) {
-    ["status", "responder", "assignee", "q"].forEach(function (name) {
+    SELECTS.concat(["q"]).forEach(function (name) {
       form.elements[name].value = filters[name] || "";
     });
     form.elements.has_open_escalation.checked = filters.has_open_escalation === "true";
@@ -32,7 +37,7 @@
 
   function currentFilters() {
     var filters = {};
-    ["status", "responder", "assignee"].forEach(function (name) {
+    SELECTS.forEach(function (name) {
       if (form.elements[name].value) filters[name] = form.elements[name].value;
     });
     var q = form.elements.q.value.trim();
@@ -71,6 +76,7 @@
           Desk.label.source[escalation.source] || escalation.source
         )
       );
+      if (escalation.queue) cell.appendChild(el("span", { class: "queue" }, escalation.queue.name));
     }
     if (thread.pending_approvals) {
       cell.appendChild(Desk.badge(thread.pending_approvals + " to approve", "approval"));

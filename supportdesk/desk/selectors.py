@@ -16,7 +16,7 @@ from approvals.api import approval_queryset
 from approvals.models import ApprovalDraft, DraftKind, DraftStatus
 from approvals.serializers import ApprovalDraftSerializer
 from escalations import selectors as escalation_selectors
-from escalations.models import HumanRequestStatus
+from escalations.models import HumanRequestStatus, Queue
 from escalations.serializers import EscalationSerializer, HumanRequestSerializer
 from supportdesk.agent.models import AgentTurn
 from threads import selectors as thread_selectors
@@ -32,6 +32,7 @@ from threads.serializers import (
 INBOX_PAGE = 50
 MESSAGE_PAGE = 50
 APPROVALS_PAGE = 100
+QUEUE_CHOICES = 200
 # The thread page shows the newest few escalations (the open one and its handoff summary
 # first); older ones are in the admin.
 ESCALATION_HISTORY = 5
@@ -61,6 +62,14 @@ def inbox_threads(*, request: Any, params: Any) -> tuple[list[dict[str, Any]], b
             error.detail if isinstance(error.detail, dict) else {"filters": error.detail}
         ) from None
     return list(StaffThreadSerializer(rows[:INBOX_PAGE], many=True).data), len(rows) > INBOX_PAGE
+
+
+def inbox_queues() -> list[dict[str, Any]]:
+    """The queues the inbox can filter by, by name."""
+    return [
+        {"id": pk, "name": name}
+        for pk, name in Queue.objects.order_by("name").values_list("pk", "name")[:QUEUE_CHOICES]
+    ]
 
 
 def staff_thread(thread_id: Any) -> Thread | None:

@@ -87,7 +87,7 @@ def _page(request: HttpRequest, template: str, page: str, data: dict[str, Any]) 
     return render(request, template, context)
 
 
-INBOX_FILTERS = ("status", "responder", "assignee", "priority", "has_open_escalation", "q")
+INBOX_FILTERS = ("status", "responder", "assignee", "queue", "priority", "has_open_escalation", "q")
 
 
 @require_GET
@@ -104,7 +104,12 @@ def inbox(request: HttpRequest) -> HttpResponse:
         request,
         "desk/inbox.html",
         "inbox",
-        {"filters": filters, "threads": threads, "has_more": has_more},
+        {
+            "filters": filters,
+            "threads": threads,
+            "has_more": has_more,
+            "queues": selectors.inbox_queues(),
+        },
     )
 
 

@@ -165,6 +165,69 @@ def test_it_renders_the_inbox_in_a_constant_number_of_queries(
     assert count() == few
 
 
+def _bulk_threads(count: int) -> None:
+    """``count`` AI threads written straight to the tables (an inbox of a busy desk)."""
+    from threads.models import Customer
+
+    customers = Customer.objects.bulk_create(
+        Customer(name=f"Customer {n}", email=f"c{n}@example.com") for n in range(count)
+    )
+    Thread.objects.bulk_create(
+        Thread(customer=customer, token_hash=f"{n:064x}", subject=f"Bulk {n}")
+        for n, customer in enumerate(customers)
+    )
+
+
+def test_it_renders_an_inbox_of_ten_thousand_threads_in_the_queries_of_a_few(
+    desk_client: Client, agent: Any
+) -> None:
+    def count(params: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+        with CaptureQueriesContext(connection) as context:
+            response = desk_client.get("/desk/", params or {})
+        assert response.status_code == 200
+        return len(context.captured_queries), embedded(response)
+
+    escalated_thread(subject="Escalated")
+    draft_thread(subject="Draft")
+    question_thread()
+    few, _ = count()
+    few_filtered, _ = count({"responder": "human", "q": "Escalated"})
+
+    _bulk_threads(10_000)
+    for index in range(20):
+        escalated_thread(subject=f"Escalated {index}")
+        draft_thread(subject=f"Draft {index}")
+        question_thread()
+    many, data = count()
+    assert Thread.objects.count() > 10_000
+    assert len(data["threads"]) == 50
+    assert data["has_more"] is True
+    assert many == few
+    filtered, data = count({"responder": "human", "q": "Escalated"})
+    assert filtered == few_filtered
+    assert len(data["threads"]) == 21
+
+
+def test_it_filters_the_inbox_by_queue(desk_client: Client) -> None:
+    from escalations.models import Queue, RoutingRule
+
+    Queue.objects.create(name="Support", is_default=True, auto_assign=False)
+    billing = Queue.objects.create(name="Billing", auto_assign=False)
+    RoutingRule.objects.create(queue=billing, keywords="refund")
+    thread, _ = make_thread(subject="Refund please")
+    from escalations import services as escalation_services
+
+    escalation_services.escalation_open(thread=thread, source="staff", reason="a refund")
+    escalated_thread(subject="Pole")
+    response = desk_client.get("/desk/", {"queue": str(billing.pk)})
+    data = embedded(response)
+    assert [t["subject"] for t in data["threads"]] == ["Refund please"]
+    assert data["threads"][0]["open_escalation"]["queue"]["name"] == "Billing"
+    assert data["filters"] == {"queue": str(billing.pk)}
+    assert [q["name"] for q in data["queues"]] == ["Billing", "Support"]
+    assert f'<option value="{billing.pk}">Billing</option>' in response.content.decode()
+
+
 # --- Thread view ---------------------------------------------------------------------------
 
 

@@ -139,6 +139,35 @@ def test_it_filters_threads(
     assert sorted(t["subject"] for t in body["results"]) == expected
 
 
+def test_it_filters_threads_by_the_queue_of_their_escalation(staff_client: APIClient) -> None:
+    from escalations import services as escalation_services
+    from escalations.models import Queue, RoutingRule
+
+    support = Queue.objects.create(name="Support", is_default=True, auto_assign=False)
+    billing = Queue.objects.create(name="Billing", auto_assign=False)
+    RoutingRule.objects.create(queue=billing, keywords="refund")
+    for subject, reason in (("refund", "wants a refund"), ("broken", "broken pole")):
+        thread, _ = make_thread(subject=subject)
+        escalation_services.escalation_open(thread=thread, source="staff", reason=reason)
+    resolved, _ = make_thread(subject="old refund")
+    escalation, _ = escalation_services.escalation_open(
+        thread=resolved, source="staff", reason="refund"
+    )
+    escalation_services.escalation_resolve(escalation=escalation, user=None)
+    make_thread(subject="no escalation")
+
+    def subjects(queue: Any) -> list[str]:
+        body = staff_client.get(desk("threads/"), {"queue": str(queue)}).json()
+        return sorted(t["subject"] for t in body["results"])
+
+    assert subjects(billing.pk) == ["refund"]
+    assert subjects(support.pk) == ["broken"]
+    assert subjects(billing.pk + support.pk + 1) == []
+    refused = staff_client.get(desk("threads/"), {"queue": "billing"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["fields"] == {"queue": ["Use a queue id."]}
+
+
 def test_it_filters_assignee_by_user_id(staff_client: APIClient, other_agent: Any) -> None:
     theirs, _ = make_thread(subject="theirs")
     make_thread(subject="other")
