@@ -308,6 +308,7 @@
     Desk.replace(
       document.getElementById("thread-meta"),
       el("span", { class: "customer" }, customer.name || "Customer", customer.email ? " <" + customer.email + ">" : ""),
+      customer.external_id ? [" · ID ", el("span", { class: "external-id" }, customer.external_id)] : null,
       " · ",
       el("span", { class: "status status-" + thread.status }, Desk.label.status[thread.status] || thread.status),
       " · ",
@@ -392,6 +393,7 @@
         el("span", { dataset: { ago: escalation.created_at } }, Desk.ago(escalation.created_at))
       ),
     ];
+    if (escalation.queue) parts.push(el("p", null, el("strong", null, "Queue: "), escalation.queue.name));
     if (escalation.reason) parts.push(el("p", null, el("strong", null, "Reason: "), escalation.reason));
     if (escalation.summary) {
       parts.push(el("h3", null, "Handoff summary"), el("p", { class: "summary", id: "handoff-summary" }, escalation.summary));

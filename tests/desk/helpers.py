@@ -68,3 +68,106 @@ def question_thread(question: str = "Is order 77 paid?") -> tuple[Thread, HumanR
         thread=thread, turn_id=uuid.uuid4(), question=question, tool_call_id="call_77"
     )
     return thread, request
+
+
+def xss(field: str) -> str:
+    """Markup that would run if ``field`` were ever rendered as HTML: the alert names the
+    field, so a failure tells which one leaked."""
+    return f"{field}\"'><script>window.__xss=1</script><img src=x onerror=alert('{field}')>"
+
+
+def xss_shown(field: str) -> str:
+    """What a page shows of ``xss(field)`` when it renders it as text."""
+    return f"{field}\"'><script>"
+
+
+# A valid address (a quoted local part may hold markup) that is markup too.
+XSS_EMAIL = "\"email<img/src=x/onerror=alert('email')>\"@example.com"
+
+
+def xss_world() -> dict[str, Any]:
+    """Rows whose every user-controlled field holds ``xss(<field>)``: an agent's names, a
+    queue, a customer, a thread with its messages, note, escalation, questions and
+    assignment reason, a draft to approve, a rejected draft's review and a knowledge
+    article. Through the services, as the API and the AI would write them."""
+    import uuid
+
+    from django.contrib.auth import get_user_model
+
+    from escalations.models import Queue
+    from supportdesk.agent.models import KnowledgeArticle
+    from tests.factories import UserFactory
+
+    agent = UserFactory(
+        username=xss("username")[:150],
+        first_name=xss("first_name"),
+        last_name=xss("last_name"),
+        email="mallory@example.com",
+    )
+    assert isinstance(agent, get_user_model())
+    queue = Queue.objects.create(name=xss("queue"), is_default=True, auto_assign=False)
+    thread, _ = services.thread_create(
+        customer_name=xss("customer_name"),
+        customer_email=XSS_EMAIL,
+        customer_external_id=xss("external_id"),
+        subject=xss("subject"),
+        message=xss("message"),
+    )
+    services.internal_note_create(thread=thread, user=agent, content=xss("note"))
+    escalation, _ = escalation_services.escalation_open(
+        thread=thread,
+        source=EscalationSource.TOOL,
+        reason=xss("reason"),
+        summary=xss("summary"),
+        ai_suggestion=xss("ai_suggestion"),
+    )
+    escalation_services.escalation_claim(escalation=escalation, user=agent)
+    services.human_reply_create(thread=thread, user=agent, content=xss("reply"))
+    services.thread_assign(
+        thread=thread,
+        responder="human",
+        assignee=agent,
+        assigned_by=agent,
+        reason=xss("assignment_reason"),
+    )
+    requests = []
+    for call, question in (("call_a", xss("answered_question")), ("call_b", xss("question"))):
+        services.message_create(
+            thread=thread,
+            role=Role.ASSISTANT,
+            author_kind=AuthorKind.AI,
+            content="",
+            provider="openai",
+            model="gpt-test",
+            visibility=Visibility.INTERNAL,
+            tool_calls=[{"id": call, "name": "ask_human", "arguments": {"question": question}}],
+        )
+        requests.append(
+            escalation_services.human_request_create(
+                thread=thread, turn_id=uuid.uuid4(), question=question, tool_call_id=call
+            )
+        )
+    escalation_services.human_request_answer(request=requests[0], user=agent, answer=xss("answer"))
+    drafted, draft = draft_thread(content=xss("draft"), subject="A draft to approve")
+    rejected_thread, rejected = draft_thread(content="Wrong answer.", subject="A rejected draft")
+    approval_services.approval_reject(
+        draft=rejected, user=agent, review=xss("review"), next_action="human"
+    )
+    article = KnowledgeArticle.objects.create(
+        slug="wool-socks",
+        title=xss("kb_title"),
+        body=f"Wash wool socks cold, inside out, and dry them flat. {xss('kb_body')}",
+        tags="wool, socks, washing",
+    )
+    return {
+        "agent": agent,
+        "queue": queue,
+        "thread": thread,
+        "escalation": escalation,
+        "drafted": drafted,
+        "draft": draft,
+        "rejected_thread": rejected_thread,
+        "rejected": rejected,
+        "request": requests[1],
+        "article": article,
+    }

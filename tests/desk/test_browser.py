@@ -18,7 +18,7 @@ from approvals.models import ApprovalDraft, DraftStatus
 from escalations.models import Escalation, HumanRequest
 from supportdesk.agent.kb_data import knowledge_seed
 from tests.desk.conftest import OTHER_HOST, SHOP_HOST, TABLET, assert_accessible, screenshot
-from tests.desk.helpers import draft_thread, escalated_thread
+from tests.desk.helpers import draft_thread, escalated_thread, xss, xss_shown, xss_world
 from tests.desk.test_views import _bulk_messages
 from tests.factories import UserFactory, make_thread
 from tests.llm_server import final, tool_call
@@ -27,9 +27,6 @@ from threads.models import Message, Responder, Thread, Visibility
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-# Ends up in the page as text only: if it ever became markup, the handler would set the
-# flag (or open a dialog, which fails the test).
-XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2; alert(2)">'
 PASSWORD = "a-long-desk-password"
 
 
@@ -461,44 +458,121 @@ def test_it_decides_drafts_in_the_admin_and_renders_the_dashboard(
     assert_accessible(admin, "admin-dashboard")
 
 
-# --- Markup in messages is text, everywhere ----------------------------------------------------------
+# --- Markup is text, everywhere -------------------------------------------------------------------
 
 
-def test_it_shows_markup_as_text_on_the_desk_the_admin_and_the_widget(
-    pages: Any, desk_agent: Any, admin_user: Any
+def assert_markup_is_text(page: Any, *fields: str, within: str = "body") -> None:
+    """The page (or ``within``) shows ``xss(field)`` of each field as text, and nothing
+    injected became an element or ran (a dialog would fail the test too)."""
+    assert_no_injected_script(page)
+    # Playwright's CSS engine looks into the widget's (open) shadow root as well.
+    assert page.locator("[onerror], img[src='x']").count() == 0, page.url
+    # textContent: innerText applies CSS text-transform (the admin's "WELCOME, …"). The
+    # desk's embedded JSON does not count: json_script escapes "<" and '"'.
+    text = page.locator(within).first.text_content() or ""
+    missing = [field for field in fields if xss_shown(field) not in text]
+    assert not missing, f"{page.url} does not show {missing} as text"
+
+
+def test_it_shows_markup_as_text_in_every_field_on_the_desk_the_admin_and_the_widget(
+    pages: Any, ai_worker: Any, asgi_server: Any, desk_agent: Any
 ) -> None:
-    thread, _ = make_thread(subject=XSS, customer_name=XSS, message=XSS)
-    services.internal_note_create(thread=thread, user=desk_agent, content=XSS)
+    knowledge_seed()
+    world = xss_world()
+    agent, thread = world["agent"], world["thread"]
+    names = ("first_name", "last_name")
 
     desk = pages(desk_agent)
     desk.goto("/desk/")
-    expect(desk.locator("#inbox-rows a.subject")).to_have_text(XSS)
-    assert_no_injected_script(desk)
+    expect(desk.locator(f'tr[data-thread="{thread.pk}"]')).to_be_visible()
+    assert_markup_is_text(desk, "subject", "customer_name", "queue", *names)
+    expect(desk.locator("#f-queue option").last).to_have_text(xss("queue"))
     desk.goto(f"/desk/threads/{thread.pk}/")
-    expect(desk.locator("#thread-subject")).to_have_text(XSS)
-    expect(desk.locator("#messages .msg-customer .msg-body")).to_have_text(XSS)
-    expect(desk.locator("#messages .vis-internal .msg-body")).to_have_text(XSS)
-    assert desk.locator("#messages img").count() == 0
-    assert_no_injected_script(desk)
+    expect(desk.locator("#questions-card")).to_be_visible()
+    assert_markup_is_text(
+        desk,
+        "subject",
+        "customer_name",
+        "external_id",
+        "message",
+        "note",
+        "reply",
+        "reason",
+        "summary",
+        "ai_suggestion",
+        "queue",
+        "question",
+        "answered_question",
+        "answer",
+        "assignment_reason",
+        *names,
+    )
+    assert "email<img/src=x" in desk.locator("#thread-meta").inner_text()
+    desk.goto("/desk/approvals/")
+    expect(desk.locator("#draft-text")).to_have_value(xss("draft"))
+    assert_markup_is_text(desk, "draft", within="#draft-list")
 
-    admin = pages(admin_user)
-    admin.goto(f"/admin/threads/thread/{thread.pk}/conversation/")
-    expect(admin.locator("#transcript .sd-body").first).to_have_text(XSS)
-    assert admin.locator("#transcript img").count() == 0
-    assert_no_injected_script(admin)
+    # The supervisor, whose own name is markup too, in the admin.
+    agent.is_superuser = True
+    agent.save(update_fields=["is_superuser"])
+    admin = pages(agent)
+    admin_pages = {
+        "/admin/threads/thread/": ("subject", "customer_name", "username"),
+        "/admin/threads/customer/": ("customer_name", "external_id"),
+        "/admin/threads/message/": ("message", "note", "reply", *names),
+        "/admin/threads/assignment/": ("assignment_reason", "username"),
+        "/admin/escalations/escalation/": ("subject", "username"),
+        f"/admin/escalations/escalation/{world['escalation'].pk}/change/": (
+            "reason",
+            "summary",
+            "ai_suggestion",
+        ),
+        "/admin/escalations/humanrequest/": ("question", "answered_question", "username"),
+        "/admin/approvals/approvaldraft/": ("draft", "username"),
+        f"/admin/approvals/approvaldraft/{world['rejected'].pk}/change/": ("review",),
+        "/admin/escalations/queue/": ("queue",),
+        "/admin/agent/knowledgearticle/": ("kb_title",),
+        "/admin/auth/user/": ("username", *names),
+        f"/admin/threads/thread/{thread.pk}/change/": ("message", "note", "reply"),
+        f"/admin/threads/thread/{thread.pk}/conversation/": (
+            "subject",
+            "customer_name",
+            "external_id",
+            "message",
+            "note",
+            "reply",
+            "reason",
+            "question",
+            "answered_question",
+            "answer",
+            "assignment_reason",
+            *names,
+        ),
+        "/admin/threads/thread/dashboard/": (),
+    }
+    for path, fields in admin_pages.items():
+        admin.goto(path)
+        assert_markup_is_text(admin, *fields, "first_name")  # "Welcome, <first name>"
+        if path in ("/admin/threads/customer/", f"/admin/threads/thread/{thread.pk}/conversation/"):
+            assert "email<img/src=x" in (admin.locator("#content-main").text_content() or "")
 
-    # The customer writes it in the widget, and an agent answers with it too.
+    # The customer writes markup in the widget; the AI answers from an article whose
+    # title and body are markup; the agent with markup names takes over.
     widget = pages()
     widget.goto("/widget/demo/")
     widget.locator(".launcher").click()
-    widget.locator("#sd-input").fill(XSS)
+    widget.locator("#sd-input").fill(xss("widget_message") + " How do I wash wool socks?")
     widget.locator("#sd-input").press("Enter")
-    expect(widget.locator(".msg.customer .text")).to_have_text(XSS)
-    own = Thread.objects.exclude(pk=thread.pk).get()
-    services.human_reply_create(thread=own, user=desk_agent, content=XSS)
-    expect(widget.locator(".msg.human .text")).to_have_text(XSS, timeout=20_000)
-    assert widget.locator(".log img").count() == 0
-    assert_no_injected_script(widget)
+    expect(widget.locator(".msg.ai .text").first).to_contain_text(xss("kb_body"), timeout=30_000)
+    own = Thread.objects.get(customer__name="")
+    staff_post(
+        asgi_server, agent, f"/api/v1/desk/threads/{own.pk}/reply/", {"content": xss("agent_reply")}
+    )
+    expect(widget.locator(".msg.human .text")).to_have_text(xss("agent_reply"))
+    expect(widget.locator(".status-text")).to_contain_text(xss("last_name"))
+    assert_markup_is_text(
+        widget, "widget_message", "kb_title", "kb_body", "agent_reply", *names, within=".root"
+    )
 
 
 # --- Tablet width ------------------------------------------------------------------------------------
