@@ -3,15 +3,19 @@
 The admin only reads these models directly. Every write goes through ``threads.services``
 (the same functions the API uses), so broadcasts and the assignment history stay right:
 messages and assignments are view-only, a thread's form saves through ``thread_update``
-and the changelist actions call ``thread_assign`` / ``thread_set_status``.
+and the changelist actions (assign to an agent, hand back to the AI, resolve, close) call
+``thread_assign`` / ``thread_set_status``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, QuerySet
+from django.contrib.admin.helpers import ActionForm
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 from django.utils.text import Truncator
@@ -81,6 +85,27 @@ class AssignmentInline(ReadOnlyAdminMixin, admin.TabularInline):
         return super().get_queryset(request).select_related("assignee", "assigned_by")
 
 
+def _agents() -> QuerySet[Any]:
+    """Active staff and members of the ``agents`` group (threads.services.user_is_agent)."""
+    users = get_user_model().objects.filter(is_active=True)
+    return (
+        users.filter(Q(is_staff=True) | Q(groups__name="agents"))
+        .distinct()
+        .order_by("first_name", "last_name", "username")
+    )
+
+
+class AgentChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return services.user_display_name(obj)
+
+
+class ThreadActionForm(ActionForm):
+    """The changelist's action bar, with the agent that "Assign to the chosen agent" uses."""
+
+    assignee = AgentChoiceField(queryset=_agents(), required=False, label="Agent")
+
+
 @admin.register(Thread)
 class ThreadAdmin(admin.ModelAdmin):
     list_display = (
@@ -129,7 +154,8 @@ class ThreadAdmin(admin.ModelAdmin):
         ),
     )
     inlines = (MessageInline, AssignmentInline)
-    actions = ("hand_back_to_ai", "mark_resolved", "close")
+    actions = ("assign_to_agent", "hand_back_to_ai", "mark_resolved", "close")
+    action_form = ThreadActionForm
 
     def get_urls(self) -> list[Any]:
         # The conversation page and the dashboard (supportdesk/desk/admin_views.py); first,
@@ -155,6 +181,30 @@ class ThreadAdmin(admin.ModelAdmin):
         changed = {name: form.cleaned_data[name] for name in form.changed_data}
         if changed:
             services.thread_update(thread=obj, **changed)
+
+    @admin.action(description="Assign to the chosen agent", permissions=["change"])
+    def assign_to_agent(self, request: HttpRequest, queryset: QuerySet[Thread]) -> None:
+        # Only this field: the form's "action" choices are filled in by the changelist.
+        try:
+            agent = ThreadActionForm.base_fields["assignee"].clean(request.POST.get("assignee"))
+        except forms.ValidationError:
+            agent = None
+        if agent is None:
+            self.message_user(request, "Choose the agent to assign first.", messages.WARNING)
+            return
+        done = self._apply(
+            request,
+            queryset.exclude(responder=Responder.HUMAN, assignee=agent),
+            lambda thread: services.thread_assign(
+                thread=thread,
+                responder=Responder.HUMAN,
+                assignee=agent,
+                assigned_by=request.user,
+                reason="assigned in the admin",
+            ),
+        )
+        name = services.user_display_name(agent)
+        self.message_user(request, f"Assigned {done} thread(s) to {name}.", messages.SUCCESS)
 
     @admin.action(description="Hand back to AI", permissions=["change"])
     def hand_back_to_ai(self, request: HttpRequest, queryset: QuerySet[Thread]) -> None:

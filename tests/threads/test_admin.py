@@ -166,6 +166,60 @@ def test_it_hands_a_thread_back_to_the_ai(admin_client: Any, admin_user: Any, ag
     assert "Handed 1 thread(s) back to the AI." in response.content.decode()
 
 
+def test_it_assigns_threads_to_the_chosen_agent(
+    admin_client: Any, admin_user: Any, agent: Any, other_agent: Any
+) -> None:
+    ai_thread, _ = make_thread()
+    theirs = _thread_with_history(agent, 1)
+    response = admin_client.post(
+        _changelist("thread"),
+        {
+            "action": "assign_to_agent",
+            "assignee": str(other_agent.pk),
+            "_selected_action": [str(ai_thread.pk), str(theirs.pk)],
+        },
+        follow=True,
+    )
+    for thread in (ai_thread, theirs):
+        thread.refresh_from_db()
+        assert (thread.responder, thread.assignee) == (Responder.HUMAN, other_agent)
+        latest = Assignment.objects.filter(thread=thread).latest("id")
+        assert (latest.assignee, latest.assigned_by) == (other_agent, admin_user)
+    assert "Assigned 2 thread(s) to Sam Support." in response.content.decode()
+
+
+def test_it_asks_for_the_agent_before_assigning(admin_client: Any) -> None:
+    thread, _ = make_thread()
+    before = Assignment.objects.filter(thread=thread).count()
+    for chosen, message in (
+        ("", "Choose the agent to assign first."),
+        # The admin validates its action form first: no action runs.
+        ("999999", "No action selected."),
+        ("not-a-user", "No action selected."),
+    ):
+        response = admin_client.post(
+            _changelist("thread"),
+            {"action": "assign_to_agent", "assignee": chosen, "_selected_action": [str(thread.pk)]},
+            follow=True,
+        )
+        assert message in response.content.decode()
+    thread.refresh_from_db()
+    assert thread.responder == Responder.AI
+    assert Assignment.objects.filter(thread=thread).count() == before
+
+
+def test_it_offers_only_agents_to_assign(admin_client: Any, agent: Any) -> None:
+    from tests.factories import UserFactory
+
+    make_thread()
+    UserFactory(username="customer-ish", first_name="Not", last_name="Staff", is_staff=False)
+    UserFactory(username="gone", first_name="Gone", last_name="Away", is_active=False)
+    page = admin_client.get(_changelist("thread")).content.decode()
+    assert f'<option value="{agent.pk}">Alex Agent</option>' in page
+    assert "Not Staff" not in page
+    assert "Gone Away" not in page
+
+
 def test_it_leaves_ai_threads_alone_when_handing_back(admin_client: Any) -> None:
     thread, _ = make_thread()
     before = Assignment.objects.filter(thread=thread).count()
