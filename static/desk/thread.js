@@ -382,19 +382,23 @@
       return;
     }
     card.hidden = false;
+    var sourceLabel = Desk.label.source[escalation.source] || escalation.source;
     var parts = [
       el(
         "p",
         null,
         Desk.badge(escalation.status, "escalation-" + escalation.status),
         " ",
-        el("span", null, Desk.label.source[escalation.source] || escalation.source),
+        el("span", null, sourceLabel),
         " · ",
         el("span", { dataset: { ago: escalation.created_at } }, Desk.ago(escalation.created_at))
       ),
     ];
     if (escalation.queue) parts.push(el("p", null, el("strong", null, "Queue: "), escalation.queue.name));
-    if (escalation.reason) parts.push(el("p", null, el("strong", null, "Reason: "), escalation.reason));
+    // A reason that only repeats the source ("the customer asked for a person") is left out.
+    if (escalation.reason && escalation.reason.trim().toLowerCase() !== sourceLabel.toLowerCase()) {
+      parts.push(el("p", null, el("strong", null, "Reason: "), escalation.reason));
+    }
     if (escalation.summary) {
       parts.push(el("h3", null, "Handoff summary"), el("p", { class: "summary", id: "handoff-summary" }, escalation.summary));
     }

@@ -139,6 +139,7 @@
     messages: {}, // id → true
     lastSeq: 0,
     streaming: {}, // message id → element
+    unannounced: null, // {node, name}: a reply by an agent not yet said to have joined
     client: null, // the shared realtime client, once loaded
     live: false,
     pollTimer: null,
@@ -252,6 +253,12 @@
       if (later) later.before(item);
       else log.appendChild(item);
     }
+    var agent = state.info && state.info.responder === "human" && state.info.agent ? state.info.agent.name : null;
+    if (kind === "human" && message.author && message.author.name !== agent) {
+      // A reply that takes the thread over arrives before the thread's update: the
+      // "joined" notice then goes before it (setThread).
+      state.unannounced = { node: item, name: message.author.name };
+    }
     if (stick || kind === "customer") log.scrollTop = log.scrollHeight;
     return true;
   }
@@ -270,9 +277,11 @@
     log.scrollTop = log.scrollHeight;
   }
 
-  function notice(text) {
+  function notice(text, before) {
     var stick = nearBottom();
-    log.appendChild(el("div", { class: "notice" }, text));
+    var node = el("div", { class: "notice" }, text);
+    if (before && before.parentNode === log) log.insertBefore(node, before);
+    else log.appendChild(node);
     if (stick) log.scrollTop = log.scrollHeight;
   }
 
@@ -309,13 +318,16 @@
   function setThread(info) {
     var before = state.info;
     state.info = info;
+    var unannounced = state.unannounced;
     if (before) {
       var was = before.responder === "human" && before.agent ? before.agent.name : null;
       var now = info.responder === "human" && info.agent ? info.agent.name : null;
-      if (now && now !== was) notice(now + " from Support joined the conversation");
+      var first = unannounced && unannounced.name === now ? unannounced.node : null;
+      if (now && now !== was) notice(now + " from Support joined the conversation", first);
       else if (!now && was && info.responder === "ai") notice("Our AI assistant is answering again");
       if (info.status === "closed" && before.status !== "closed") notice("This conversation was closed");
     }
+    state.unannounced = null;
     setStatus();
   }
 

@@ -28,7 +28,7 @@ from approvals.models import ApprovalDraft, DraftStatus
 from approvals.serializers import ApproveInputSerializer, RejectInputSerializer
 from escalations import selectors as escalation_selectors
 from escalations import services as escalation_services
-from escalations.models import HumanRequest, HumanRequestStatus
+from escalations.models import EscalationSource, HumanRequest, HumanRequestStatus
 from escalations.serializers import AnswerInputSerializer
 from supportdesk.desk import charts, dashboard, selectors
 from threads import selectors as thread_selectors
@@ -38,6 +38,16 @@ from threads.models import Thread
 from threads.serializers import ReplyInputSerializer
 
 TRANSCRIPT_PAGE = 200
+# Short names for the dashboard's "By source" line (the desk's wording, shortened).
+SOURCE_LABELS: dict[str, str] = {
+    EscalationSource.TOOL.value: "AI escalated",
+    EscalationSource.LOW_CONFIDENCE.value: "AI not confident",
+    EscalationSource.REQUIRES_HUMAN.value: "AI said a person must answer",
+    EscalationSource.CUSTOMER_REQUEST.value: "customer asked",
+    EscalationSource.CLASSIFIER.value: "classifier",
+    EscalationSource.AI_FAILURE.value: "AI failed",
+    EscalationSource.STAFF.value: "staff",
+}
 AI_COLOR = "#0b5cad"
 HUMAN_COLOR = "#1a7f37"
 CUSTOMER_COLOR = "#8c959f"
@@ -395,7 +405,10 @@ def dashboard_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpR
         "totals": totals,
         "days": days,
         "windows": dashboard.WINDOWS,
-        "sources": board.escalation_sources,
+        "sources": {
+            SOURCE_LABELS.get(source, source): count
+            for source, count in board.escalation_sources.items()
+        },
     }
     return TemplateResponse(request, "admin/threads/thread/dashboard.html", context)
 

@@ -171,3 +171,95 @@ def xss_world() -> dict[str, Any]:
         "request": requests[1],
         "article": article,
     }
+
+
+def dashboard_history(agent: Any, days: int = 10) -> None:
+    """``days`` days of work for the dashboard to chart: AI-answered threads with their
+    model calls, handoffs an agent claimed, answered and resolved, drafts approved and
+    rejected, SLA breaches. Made through the services today, then moved back in time."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.db.models import F
+    from django.utils import timezone
+
+    from escalations.models import SLABreach, SLAKind
+    from supportdesk.agent.models import AgentTurn, ModelCall
+    from threads.models import Message, Thread
+
+    now = timezone.now()
+    for back in range(days - 1, -1, -1):
+        threads: list[Thread] = []
+        for n in range(2 + back % 3):
+            thread, _ = make_thread(
+                subject=f"Washing down {back}-{n}", message="How do I wash down?"
+            )
+            services.message_create(
+                thread=thread,
+                role=Role.ASSISTANT,
+                author_kind=AuthorKind.AI,
+                content="Gently, at 30 °C, with a down wash.",
+                provider="openai",
+                model="gpt-4o-mini",
+            )
+            turn = AgentTurn.objects.filter(thread=thread).first()
+            assert turn is not None
+            ModelCall.objects.create(
+                turn=turn,
+                thread=thread,
+                provider="openai",
+                model="gpt-4o-mini",
+                prompt_tokens=1200,
+                completion_tokens=150 + 40 * n,
+                cost=Decimal("0.004") * (1 + n + back % 4),
+            )
+            threads.append(thread)
+        if back % 2 == 0:
+            thread, escalation = escalated_thread(subject=f"Broken pole {back}")
+            escalation_services.escalation_claim(escalation=escalation, user=agent)
+            services.human_reply_create(thread=thread, user=agent, content="A new pole is coming.")
+            Escalation.objects.filter(pk=escalation.pk).update(
+                claimed_at=now - timedelta(minutes=20 + 5 * back)
+            )
+            escalation.refresh_from_db()
+            escalation_services.escalation_resolve(escalation=escalation, user=agent)
+            if back % 4 == 0:
+                SLABreach.objects.create(
+                    escalation=escalation,
+                    target=SLAKind.FIRST_RESPONSE,
+                    priority=escalation.priority,
+                    due_at=now - timedelta(minutes=10),
+                    breached_at=now,
+                )
+            threads.append(thread)
+        if back % 3 != 1:
+            thread, draft = draft_thread(subject=f"Shipping {back}")
+            ApprovalDraft.objects.filter(pk=draft.pk).update(
+                created_at=now - timedelta(minutes=2 + back % 5)
+            )
+            approval_services.approval_approve(draft=draft, user=agent)
+            threads.append(thread)
+        if back % 3 == 0:
+            thread, draft = draft_thread(subject=f"Refund {back}")
+            approval_services.approval_reject(
+                draft=draft, user=agent, review="Say 30 days.", next_action="human"
+            )
+            threads.append(thread)
+        shift = timedelta(days=back)
+        ids = [thread.pk for thread in threads]
+        Thread.objects.filter(pk__in=ids).update(
+            created_at=F("created_at") - shift, updated_at=F("updated_at") - shift
+        )
+        Message.objects.filter(thread_id__in=ids).update(created_at=F("created_at") - shift)
+        ModelCall.objects.filter(thread_id__in=ids).update(created_at=F("created_at") - shift)
+        Escalation.objects.filter(thread_id__in=ids).update(
+            created_at=F("created_at") - shift,
+            claimed_at=F("claimed_at") - shift,
+            resolved_at=F("resolved_at") - shift,
+        )
+        ApprovalDraft.objects.filter(thread_id__in=ids).update(
+            created_at=F("created_at") - shift, decided_at=F("decided_at") - shift
+        )
+        SLABreach.objects.filter(escalation__thread_id__in=ids).update(
+            due_at=F("due_at") - shift, breached_at=F("breached_at") - shift
+        )

@@ -15,10 +15,17 @@ from typing import Any
 import pytest
 
 from approvals.models import ApprovalDraft, DraftStatus
-from escalations.models import Escalation, HumanRequest
+from escalations.models import AgentPresence, Escalation, HumanRequest
 from supportdesk.agent.kb_data import knowledge_seed
 from tests.desk.conftest import OTHER_HOST, SHOP_HOST, TABLET, assert_accessible, screenshot
-from tests.desk.helpers import draft_thread, escalated_thread, xss, xss_shown, xss_world
+from tests.desk.helpers import (
+    dashboard_history,
+    draft_thread,
+    escalated_thread,
+    xss,
+    xss_shown,
+    xss_world,
+)
 from tests.desk.test_views import _bulk_messages
 from tests.factories import UserFactory, make_thread
 from tests.llm_server import final, tool_call
@@ -159,7 +166,7 @@ def test_it_hands_a_customer_from_the_ai_to_an_agent_and_back(
     row = desk.locator(f'tr[data-thread="{thread.pk}"]')
     expect(row.locator(".badge-escalation")).to_be_visible(timeout=15_000)
     wait_for_frame(desk, desk_frames, lambda frame: frame["type"] == "escalation.created")
-    screenshot(desk, "inbox")
+    screenshot(desk, "inbox-live-escalation")
     screenshot(widget, "widget-waiting")
     assert_accessible(desk, "inbox")
     assert_accessible(widget, "widget")
@@ -172,6 +179,14 @@ def test_it_hands_a_customer_from_the_ai_to_an_agent_and_back(
     expect(desk.locator("#messages .turn").first).to_contain_text("Routing:")
     desk.get_by_role("button", name="Claim").click()
     expect(desk.locator("#responder-line")).to_have_text("You answer this customer.")
+
+    # Typing shows on the other side, both ways (over the sockets).
+    widget.locator("#sd-input").fill("Also, the zip is")
+    expect(desk.locator("#typing")).to_have_text("Customer is typing…")
+    widget.locator("#sd-input").fill("")
+    expect(desk.locator("#typing")).to_have_text("")
+    desk.locator("#composer-text").fill("Hi")
+    expect(widget.locator(".typing")).to_have_text("Alex Rivera is typing…")
     expect(widget.locator(".status-text")).to_have_text("Alex Rivera from Support")
     expect(widget.locator(".log")).to_contain_text(
         "Alex Rivera from Support joined the conversation"
@@ -219,6 +234,22 @@ def test_it_hands_a_customer_from_the_ai_to_an_agent_and_back(
     expect(widget.locator(".log")).not_to_contain_text("top loader")
     assert "top loader" not in json.dumps(widget_frames)
     screenshot(widget, "widget")
+
+    # The status switch: busy keeps the desk live; offline closes its socket.
+    presence = desk.locator("#presence")
+    presence.select_option("busy")
+    wait_for(lambda: AgentPresence.objects.filter(user=desk_agent, status="busy").exists())
+    expect(desk.locator("#connection")).to_have_text("Live")
+    presence.select_option("offline")
+    expect(desk.locator("#connection")).to_have_text("Offline · polling")
+    wait_for(
+        lambda: AgentPresence.objects.filter(
+            user=desk_agent, status="offline", connections=0
+        ).exists()
+    )
+    presence.select_option("online")
+    expect(desk.locator("#connection")).to_have_text("Live")
+    wait_for(lambda: AgentPresence.objects.filter(user=desk_agent, status="online").exists())
 
     thread.refresh_from_db()
     assert (thread.responder, thread.assignee) == (Responder.AI, None)
@@ -271,6 +302,11 @@ def test_it_works_embedded_on_another_site_and_only_on_allowed_ones(
             and frame["message"]["content"] == "Yes, in 3 to 5 days."
         ),
     )
+    # The reply took the thread over: the widget says so before the reply, not after it.
+    expect(shop.locator(".log")).to_contain_text("Alex Rivera from Support joined")
+    entries = shop.locator(".log > *").all_inner_texts()
+    joined = next(i for i, text in enumerate(entries) if "joined the conversation" in text)
+    assert "Yes, in 3 to 5 days." in entries[joined + 1], entries
     server_ws = asgi_server.url.replace("http", "ws", 1)
     assert sockets and all(url.startswith(f"{server_ws}/ws/threads/") for url in sockets), sockets
     screenshot(shop, "widget-embedded")
@@ -412,18 +448,25 @@ def test_it_opens_a_thousand_message_thread_at_the_newest_page(pages: Any, desk_
 # --- The admin -----------------------------------------------------------------------------------
 
 
-def test_it_decides_drafts_in_the_admin_and_renders_the_dashboard(
+def run_admin_action(page: Any, changelist: str, row: str, action: str, **fields: str) -> None:
+    """Tick ``row`` on the changelist, pick ``action`` (and the action bar's ``fields``), Go."""
+    page.goto(changelist)
+    page.get_by_role("row").filter(has_text=row).get_by_role("checkbox").check()
+    page.locator("select[name=action]").select_option(label=action)
+    for name, label in fields.items():
+        page.locator(f"select[name={name}]").select_option(label=label)
+    page.get_by_role("button", name="Go").click()
+
+
+def test_it_works_threads_in_the_admin_and_charts_the_dashboard(
     pages: Any, admin_user: Any, agent: Any
 ) -> None:
+    dashboard_history(agent)
     approve_thread, _ = draft_thread(content="Your pole ships today.", subject="Pole, approve")
     reject_thread, _ = draft_thread(content="No refunds, ever.", subject="Refund, reject")
-    escalated, escalation = escalated_thread(subject="Escalated in the admin")
-    from escalations import services as escalation_services
+    list_thread, _ = draft_thread(content="Socks ship Monday.", subject="Socks, approve")
 
-    escalation_services.escalation_claim(escalation=escalation, user=agent)
-    services.human_reply_create(thread=escalated, user=agent, content="On it.")
-    escalation_services.escalation_resolve(escalation=escalation, user=agent)
-
+    # The conversation page: approve with an edit, reject to a person, reply.
     admin = pages(admin_user)
     admin.goto(f"/admin/threads/thread/{approve_thread.pk}/change/")
     admin.get_by_role("link", name="Conversation").click()
@@ -448,12 +491,43 @@ def test_it_decides_drafts_in_the_admin_and_renders_the_dashboard(
     admin.get_by_role("button", name="Send", exact=True).click()
     expect(admin.locator(".messagelist")).to_contain_text("Reply sent to the customer.")
 
+    # The changelist actions, each reported back.
+    run_admin_action(admin, "/admin/approvals/approvaldraft/", "Socks ship Monday.", "Approve")
+    expect(admin.locator(".messagelist")).to_contain_text("Approved and sent 1 draft(s).")
+    run_admin_action(
+        admin,
+        "/admin/threads/thread/",
+        "Socks, approve",
+        "Assign to the chosen agent",
+        assignee="Alex Agent",
+    )
+    expect(admin.locator(".messagelist")).to_contain_text("Assigned 1 thread(s) to Alex Agent.")
+    list_thread.refresh_from_db()
+    assert (list_thread.responder, list_thread.assignee) == (Responder.HUMAN, agent)
+    run_admin_action(admin, "/admin/threads/thread/", "Socks, approve", "Hand back to AI")
+    expect(admin.locator(".messagelist")).to_contain_text("Handed 1 thread(s) back to the AI.")
+    run_admin_action(admin, "/admin/escalations/escalation/", "Refund, reject", "Claim for me")
+    expect(admin.locator(".messagelist")).to_contain_text("Claimed 1 escalation(s).")
+    run_admin_action(
+        admin, "/admin/escalations/escalation/", "Refund, reject", "Resolve and hand back to AI"
+    )
+    expect(admin.locator(".messagelist")).to_contain_text("Resolved 1 escalation(s)")
+    reject_thread.refresh_from_db()
+    assert reject_thread.responder == Responder.AI
+    escalation = Escalation.objects.get(thread=reject_thread)
+    assert (escalation.status, escalation.claimed_by) == ("resolved", admin_user)
+
+    # Ten days of work on the dashboard.
     admin.goto("/admin/threads/thread/")
     admin.get_by_role("link", name="Dashboard").click()
-    expect(admin.locator("#chart-messages rect").first).to_be_attached()
-    expect(admin.locator(".sd-totals")).to_contain_text("50%")  # one approved, one rejected
-    expect(admin.locator("#card-sla")).to_be_visible()
-    admin.set_viewport_size({"width": 1366, "height": 1500})
+    decided = ApprovalDraft.objects.exclude(status="pending").exclude(kind="suggestion")
+    approved = decided.filter(status="approved").count()
+    expect(admin.locator(".sd-totals")).to_contain_text(
+        f"{100 * approved / decided.count():.0f}% of {decided.count()}"
+    )
+    for chart in ("messages", "escalations", "handled", "approvals", "sla", "cost", "handle"):
+        assert admin.locator(f"#chart-{chart} rect").count() >= 2, chart
+    admin.set_viewport_size({"width": 1366, "height": 1640})
     screenshot(admin, "admin-dashboard")
     assert_accessible(admin, "admin-dashboard")
 
@@ -578,11 +652,44 @@ def test_it_shows_markup_as_text_in_every_field_on_the_desk_the_admin_and_the_wi
 # --- Tablet width ------------------------------------------------------------------------------------
 
 
-def test_it_fits_the_inbox_and_thread_view_on_a_tablet(pages: Any, desk_agent: Any) -> None:
-    thread, _ = escalated_thread()
-    desk = pages(desk_agent, viewport=TABLET)
+def busy_inbox(agent: Any) -> Thread:
+    """A morning's inbox: handoffs in a queue with SLA clocks (one overdue, one claimed by
+    a colleague), a draft to approve, a question from the AI, AI threads, an urgent one."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from escalations import services as escalation_services
+    from tests.desk.helpers import question_thread
+    from tests.escalations.ops_helpers import make_policy, make_queue
+
+    make_queue("Support", policy=make_policy(first=3600), auto_assign=False)
+    for subject in ("Order 1042 never arrived", "Charged twice for boots"):
+        make_thread(subject=subject, customer_name="Dana Lee", message="Where is it?")
+    overdue, escalation = escalated_thread(subject="Zip broke on first trip")
+    late = timezone.now() - timedelta(minutes=12)
+    Escalation.objects.filter(pk=escalation.pk).update(sla_due_at=late)
+    Thread.objects.filter(pk=overdue.pk).update(sla_due_at=late)
+    _, taken = escalated_thread(subject="Exchange for a larger size", customer_name="Sam Ortiz")
+    escalation_services.escalation_claim(escalation=taken, user=agent)
+    draft_thread(subject="Shipping to Canada")
+    question_thread()
+    urgent, _ = make_thread(subject="Tent arrived torn", customer_name="Kim Park")
+    services.thread_update(thread=urgent, priority="urgent")
+    thread, _ = escalated_thread(subject="Broken tent pole")
+    return thread
+
+
+def test_it_fits_the_desk_on_a_laptop_and_a_tablet(
+    pages: Any, desk_agent: Any, other_agent: Any
+) -> None:
+    thread = busy_inbox(other_agent)
+    desk = pages(desk_agent)
     desk.goto("/desk/")
-    expect(desk.locator(f'tr[data-thread="{thread.pk}"]')).to_be_visible()
+    expect(desk.locator("#inbox-rows tr")).to_have_count(8)
+    expect(desk.locator("#inbox-rows .sla-breached")).to_have_count(1)
+    screenshot(desk, "inbox")
+    desk.set_viewport_size(TABLET)
     assert desk.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     screenshot(desk, "inbox-tablet")
     assert_accessible(desk, "inbox-tablet")
@@ -591,3 +698,8 @@ def test_it_fits_the_inbox_and_thread_view_on_a_tablet(pages: Any, desk_agent: A
     assert desk.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     screenshot(desk, "thread-tablet")
     assert_accessible(desk, "thread-tablet")
+    desk.goto("/desk/approvals/")
+    expect(desk.locator("#review-title")).to_have_text("Shipping to Canada")
+    expect(desk.get_by_role("button", name="Approve")).to_be_in_viewport()
+    assert desk.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(desk, "approvals-tablet")
