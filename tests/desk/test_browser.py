@@ -398,6 +398,73 @@ def test_it_approves_with_an_edit_and_rejects_for_a_new_draft(
     assert (regenerated.status, regenerated.edited) == (DraftStatus.APPROVED, False)
 
 
+# --- The copilot ---------------------------------------------------------------------------------
+
+
+def test_it_sends_edits_and_discards_copilot_suggestions_and_takes_over(
+    pages: Any, desk_agent: Any
+) -> None:
+    from approvals.models import DraftKind
+
+    suggested = {}
+    for key, text in (
+        ("send", "The pole ships today."),
+        ("edit", "A refund takes 5 days."),
+        ("discard", "No idea, sorry."),
+    ):
+        thread, draft = draft_thread(content=text, kind=DraftKind.SUGGESTION, subject=key)
+        services.thread_assign(thread=thread, responder="human", assignee=desk_agent)
+        suggested[key] = (thread, draft)
+    desk = pages(desk_agent)
+
+    thread, draft = suggested["send"]
+    desk.goto(f"/desk/threads/{thread.pk}/")
+    expect(desk.locator("#suggestion")).to_contain_text("The pole ships today.")
+    desk.get_by_role("button", name="Send", exact=True).click()
+    expect(desk.locator("#messages .msg-human").last).to_contain_text("The pole ships today.")
+    expect(desk.locator("#suggestion")).to_be_hidden()
+    draft.refresh_from_db()
+    assert (draft.status, draft.edited) == (DraftStatus.APPROVED, False)
+
+    thread, draft = suggested["edit"]
+    desk.goto(f"/desk/threads/{thread.pk}/")
+    desk.locator("#suggestion").get_by_role("button", name="Edit").click()
+    expect(desk.locator("#composer-text")).to_have_value("A refund takes 5 days.")
+    expect(desk.locator("#composer-text")).to_be_focused()
+    desk.keyboard.type(" You will get an email.")
+    desk.get_by_role("button", name="Send edited suggestion").click()
+    expect(desk.locator("#messages .msg-human").last).to_contain_text("You will get an email.")
+    draft.refresh_from_db()
+    assert (draft.status, draft.edited) == (DraftStatus.APPROVED, True)
+    assert draft.final_content == "A refund takes 5 days. You will get an email."
+
+    thread, draft = suggested["discard"]
+    desk.goto(f"/desk/threads/{thread.pk}/")
+    desk.get_by_role("button", name="Discard").click()
+    expect(desk.locator("#suggestion")).to_be_hidden()
+    draft.refresh_from_db()
+    assert draft.status == DraftStatus.REJECTED
+    assert (
+        not Message.objects.filter(thread=thread, visibility=Visibility.PUBLIC)
+        .exclude(role="user")
+        .exists()
+    )
+
+    # An AI thread: take it over, resolve it, reopen it.
+    thread, _ = make_thread(subject="Taken over", message="Is the tent waterproof?")
+    desk.goto(f"/desk/threads/{thread.pk}/")
+    desk.get_by_role("button", name="Take over").click()
+    expect(desk.locator("#responder-line")).to_have_text("You answer this customer.")
+    desk.get_by_role("button", name="Mark resolved").click()
+    expect(desk.get_by_role("button", name="Reopen")).to_be_visible()
+    thread.refresh_from_db()
+    assert (thread.responder, thread.assignee, thread.status) == ("human", desk_agent, "resolved")
+    desk.get_by_role("button", name="Reopen").click()
+    expect(desk.get_by_role("button", name="Mark resolved")).to_be_visible()
+    thread.refresh_from_db()
+    assert thread.status == "open"
+
+
 # --- The AI asks a person ----------------------------------------------------------------------
 
 
