@@ -198,6 +198,8 @@
     rejectForm.hidden = true;
     rejectButton.setAttribute("aria-expanded", "false");
     reviewText.value = "";
+    // Each draft starts from the default: handing a thread to a person is a choice.
+    rejectForm.elements.next.value = "regenerate";
   }
 
   function reject() {

@@ -335,17 +335,32 @@ def test_it_approves_with_an_edit_and_rejects_for_a_new_draft(
     pages: Any, ai_worker: Any, desk_agent: Any
 ) -> None:
     knowledge_seed()
+    third, _ = make_thread(subject="Sleeping bag", ai_mode="draft")
+    services.customer_message_create(thread=third, content="How do I wash my sleeping bag?")
     first, _ = make_thread(subject="Washing down", ai_mode="draft")
     services.customer_message_create(thread=first, content="How do I wash my down jacket?")
     second, _ = make_thread(subject="Shipping to Canada", ai_mode="draft")
     services.customer_message_create(thread=second, content="Do you ship to Canada?")
-    wait_for(lambda: ApprovalDraft.objects.filter(status=DraftStatus.PENDING).count() == 2)
+    wait_for(lambda: ApprovalDraft.objects.filter(status=DraftStatus.PENDING).count() == 3)
 
     desk = pages(desk_agent)
     desk.goto("/desk/approvals/")
-    expect(desk.locator("#draft-list li")).to_have_count(2)
+    expect(desk.locator("#draft-list li")).to_have_count(3)
     screenshot(desk, "approvals")
     assert_accessible(desk, "approvals")
+
+    # Reject with a review and hand the thread to a person.
+    desk.get_by_role("option", name=re.compile("^Sleeping bag")).click()
+    desk.get_by_role("button", name="Reject").click()
+    expect(desk.locator("#reject-review")).to_be_focused()
+    desk.keyboard.type("A person should check the model first.")
+    desk.get_by_label("Hand the thread to a person").check()
+    desk.get_by_role("button", name="Reject draft").click()
+    expect(desk.locator("#draft-list li")).to_have_count(2)
+    handed = ApprovalDraft.objects.get(thread=third)
+    assert (handed.status, handed.next_action) == (DraftStatus.REJECTED, "human")
+    assert handed.review == "A person should check the model first."
+    assert Escalation.objects.filter(thread=third, status="open").exists()
 
     # Keyboard: ? lists the shortcuts, j and k move through the queue.
     desk.locator("#draft-list").focus()
