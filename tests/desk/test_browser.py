@@ -141,6 +141,15 @@ def test_it_hands_a_customer_from_the_ai_to_an_agent_and_back(
     desk_frames = record_frames(desk)
     desk.goto("/desk/")
     assert_accessible(desk, "login")
+    # Focus order: the skip link, then the form from top to bottom.
+    expect(desk.get_by_label("Username")).to_be_focused()
+    desk.keyboard.press("Shift+Tab")
+    expect(desk.get_by_role("link", name="Skip to content")).to_be_focused()
+    desk.keyboard.press("Tab")
+    desk.keyboard.press("Tab")
+    expect(desk.get_by_label("Password")).to_be_focused()
+    desk.keyboard.press("Tab")
+    expect(desk.get_by_role("button", name="Sign in")).to_be_focused()
     desk.get_by_label("Username").fill("alex")
     desk.get_by_label("Password").fill(PASSWORD)
     desk.get_by_role("button", name="Sign in").click()
@@ -153,6 +162,7 @@ def test_it_hands_a_customer_from_the_ai_to_an_agent_and_back(
     widget.goto("/widget/demo/")
     widget.locator(".launcher").click()
     expect(widget.locator(".status-text")).to_have_text("AI assistant")
+    expect(widget.locator("#sd-input")).to_be_focused()
     widget.locator("#sd-input").fill("How do I wash my down jacket?")
     widget.locator("#sd-input").press("Enter")
     expect(widget.locator(".msg.customer .text")).to_have_text("How do I wash my down jacket?")
@@ -241,6 +251,17 @@ def test_it_hands_a_customer_from_the_ai_to_an_agent_and_back(
     expect(widget.locator(".log")).not_to_contain_text("top loader")
     assert "top loader" not in json.dumps(widget_frames)
     screenshot(widget, "widget")
+
+    # Escape closes the panel and gives focus back to the launcher; a new page view finds
+    # the conversation again (the token in localStorage, the messages after seq 0).
+    widget.locator("#sd-input").press("Escape")
+    expect(widget.locator(".panel")).to_be_hidden()
+    expect(widget.locator(".launcher")).to_be_focused()
+    widget.reload()
+    widget.locator(".launcher").click()
+    expect(widget.locator(".msg.human .text")).to_have_text("Hi, I'm Alex. I'll sort this out.")
+    expect(widget.locator(".status-text")).to_have_text("AI assistant")
+    assert str(thread.pk) in widget.evaluate("Object.values(localStorage).join('')")
 
     # The status switch: busy keeps the desk live; offline closes its socket.
     presence = desk.locator("#presence")
