@@ -367,6 +367,7 @@ def test_it_approves_with_an_edit_and_rejects_for_a_new_draft(
     desk = pages(desk_agent)
     desk.goto("/desk/approvals/")
     expect(desk.locator("#draft-list li")).to_have_count(3)
+    expect(desk.locator("#review-context")).to_contain_text("How do I wash my sleeping bag?")
     screenshot(desk, "approvals")
     assert_accessible(desk, "approvals")
 
