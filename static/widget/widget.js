@@ -5,6 +5,8 @@
  *
  * Optional attributes: data-api (the server, default: where this script comes from),
  * data-name / data-email / data-external-id (who the customer is), data-open="true".
+ * On a site other than the server itself, the server must list that site's origin in
+ * SUPPORTDESK_WIDGET_ORIGINS (CORS for the customer API, the customer socket's Origin).
  *
  * It opens a chat panel, creates a thread through the customer API on the first message,
  * keeps the thread token in localStorage, and shows the conversation live: the customer

@@ -213,7 +213,7 @@ SHOP_PAGE = """<!doctype html>
 
 
 @pytest.fixture
-def shop_site(asgi_server: LiveServer) -> Iterator[str]:
+def shop_site(asgi_server: LiveServer) -> Iterator[int]:
     """Another website, on another origin, that embeds the widget from the server with its
     one script tag (any path serves that page). Yields the port; open
     http://SHOP_HOST:<port>/ (allowed by the server) or http://OTHER_HOST:<port>/ (not)."""
