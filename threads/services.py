@@ -245,11 +245,15 @@ def human_reply_create(*, thread: Thread, user: User, content: str) -> Message:
             assigned_by=user,
             reason="took over by replying",
         )
-    if thread.status in (ThreadStatus.WAITING_ON_HUMAN, ThreadStatus.RESOLVED):
+    reopened = thread.status in (ThreadStatus.WAITING_ON_HUMAN, ThreadStatus.RESOLVED)
+    if reopened:
         Thread.objects.filter(pk=thread.pk).update(status=ThreadStatus.OPEN, updated_at=now)
     thread.refresh_from_db(fields=["responder", "assignee", "status", "updated_at"])
-    if took_over:
-        events.emit("thread.updated", thread_id=str(thread.pk), payload={"reason": "takeover"})
+    if took_over or reopened:
+        # The desk's and the widget's header follow the thread (a claimed escalation's
+        # first reply takes nothing over, but the thread is no longer waiting on a person).
+        reason = "takeover" if took_over else "status"
+        events.emit("thread.updated", thread_id=str(thread.pk), payload={"reason": reason})
     for hook in human_reply_hooks:
         hook(message)
     return message

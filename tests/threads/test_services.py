@@ -97,6 +97,24 @@ def test_it_takes_over_an_ai_thread_on_a_human_reply(agent: Any) -> None:
     assert Assignment.objects.filter(thread=thread).count() == 2
 
 
+def test_it_announces_a_waiting_thread_reopened_by_its_owners_reply(
+    agent: Any, event_log: EventLog, django_capture_on_commit_callbacks: Any
+) -> None:
+    thread, _ = make_thread()
+    services.thread_assign(
+        thread=thread, responder=Responder.HUMAN, assignee=agent, assigned_by=agent
+    )
+    Thread.objects.filter(pk=thread.pk).update(status=ThreadStatus.WAITING_ON_HUMAN)
+    thread.refresh_from_db()
+    event_log.events.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.human_reply_create(thread=thread, user=agent, content="On it")
+    thread.refresh_from_db()
+    assert thread.status == ThreadStatus.OPEN
+    updates = [e for e in event_log.events if e.type == "thread.updated"]
+    assert [e.payload["reason"] for e in updates] == ["status"]
+
+
 def test_it_does_not_take_a_thread_from_its_assignee(agent: Any, other_agent: Any) -> None:
     thread, _ = make_thread()
     services.human_reply_create(thread=thread, user=agent, content="mine")
