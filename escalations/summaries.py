@@ -93,8 +93,10 @@ def facts(escalation: Escalation, messages: list[Message]) -> list[str]:
     else:
         lines.append("AI suggestion: none")
     why = SOURCE_LABELS.get(escalation.source, escalation.source)
-    if escalation.reason:
-        why = f"{why} — {_clip(escalation.reason, 300)}"
+    reason = _clip(escalation.reason, 300)
+    # A reason that only restates the source (the handoff's default) is not said twice.
+    if reason and reason.casefold().rstrip(".") != why.casefold():
+        why = f"{why} — {reason}"
     lines.append(f"Why escalated: {why}")
     return lines
 

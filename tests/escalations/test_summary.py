@@ -110,6 +110,16 @@ def test_it_summarizes_a_thread_with_no_ai_work() -> None:
     )
 
 
+def test_it_does_not_repeat_a_reason_that_restates_the_source() -> None:
+    thread, _ = make_thread()
+    escalation, _ = services.escalation_open(
+        thread=thread, source="customer_request", reason="The customer asked for a person."
+    )
+    escalation.refresh_from_db()
+    assert escalation.summary is not None
+    assert escalation.summary.splitlines()[-1] == "Why escalated: the customer asked for a person"
+
+
 def test_it_keeps_a_summary_given_by_the_caller() -> None:
     thread = conversation()
     escalation, _ = services.escalation_open(
