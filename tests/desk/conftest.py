@@ -173,7 +173,7 @@ def chromium_path() -> str:
 def asgi_server(
     chromium_path: str, django_db_setup: Any, django_db_blocker: Any
 ) -> Iterator[LiveServer]:
-    """``manage.py runserver`` (daphne: HTTP and websockets) on the test database, for one
+    """uvicorn (HTTP and websockets, as in production) on the test database, for one
     test module; stopped before the test database is dropped."""
     prefix = f"sdbrowser{os.getpid()}{uuid.uuid4().hex[:6]}"
     port = free_port()
