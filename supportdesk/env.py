@@ -7,6 +7,7 @@ misconfigured deployment stops at start-up instead of misbehaving later.
 from __future__ import annotations
 
 import os
+import re
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -74,6 +75,28 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,29}$")
+
+
+def env_slugs(
+    name: str, default: list[str], *, required: bool = False, reserved: tuple[str, ...] = ()
+) -> list[str]:
+    """A comma-separated list of distinct lower-case slugs (1..30 of a-z, 0-9, ``_``, ``-``)."""
+    items = [item.lower() for item in env_list(name, default)]
+    for item in items:
+        if not _SLUG.match(item) or item in reserved:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not a valid name (1..30 of a-z, 0-9, '_', '-'"
+                + (f"; not {', '.join(reserved)}" if reserved else "")
+                + ")."
+            )
+    if len(set(items)) != len(items):
+        raise ImproperlyConfigured(f"{name} lists a name twice.")
+    if required and not items:
+        raise ImproperlyConfigured(f"{name} needs at least one name.")
+    return items
 
 
 def _test_database_name(name: str) -> str:

@@ -15,6 +15,7 @@ from supportdesk.env import (
     env_int,
     env_list,
     env_origins,
+    env_slugs,
     env_str,
     sqlite_database,
 )
@@ -225,6 +226,13 @@ SUPPORTDESK_BLOCKED_TOPICS = env_list(
     "SUPPORTDESK_BLOCKED_TOPICS",
     ["lawsuit", "lawyer", "legal action", "chargeback", "data breach", "self-harm"],
 )
+# What a customer message is about, for routing (RoutingRule.topic): the classifier
+# model names one of these; offline, the best-matching article's category does.
+SUPPORTDESK_TOPICS = env_slugs(
+    "SUPPORTDESK_TOPICS",
+    ["orders", "shipping", "returns", "billing", "account", "product"],
+    reserved=("ai", "human", "none"),
+)
 SUPPORTDESK_MAX_STEPS = env_int("SUPPORTDESK_MAX_STEPS", 6, minimum=1)
 SUPPORTDESK_TURN_MAX_ATTEMPTS = env_int("SUPPORTDESK_TURN_MAX_ATTEMPTS", 3, minimum=1)
 # A worker must renew its lease within this time or the sweeper re-queues its turn.
@@ -279,6 +287,23 @@ SUPPORTDESK_TRUSTED_PROXIES = env_int("SUPPORTDESK_TRUSTED_PROXIES", 0, minimum=
 
 # Only for bench/: exposes a bare authenticated POST endpoint to compare against.
 SUPPORTDESK_BENCH_ENDPOINTS = env_bool("SUPPORTDESK_BENCH_ENDPOINTS", False)
+
+# --- Customers: tiers and identity verification ----------------------------------------
+# Routing tiers (RoutingRule.tier); the first is every new customer's. Only staff and a
+# signed identity set a customer's tier (threads/identity.py), never the customer.
+SUPPORTDESK_CUSTOMER_TIERS = env_slugs(
+    "SUPPORTDESK_CUSTOMER_TIERS", ["standard", "priority", "vip"], required=True
+)
+# The embedding site's backend signs a customer's external_id (and tier) with this
+# secret (HMAC-SHA256); unset, signed customers are refused. The previous secret is
+# accepted as well while a new one is rolled out.
+SUPPORTDESK_IDENTITY_SECRET = env_str("SUPPORTDESK_IDENTITY_SECRET")
+SUPPORTDESK_IDENTITY_SECRET_PREVIOUS = env_str("SUPPORTDESK_IDENTITY_SECRET_PREVIOUS")
+if any(
+    secret is not None and len(secret) < 32
+    for secret in (SUPPORTDESK_IDENTITY_SECRET, SUPPORTDESK_IDENTITY_SECRET_PREVIOUS)
+):
+    raise ImproperlyConfigured("Identity verification secrets must be at least 32 characters.")
 
 # --- Human operations: escalation limits, handoff summaries, notifications, usage ------
 # Token buckets "<count>/<seconds>" ("off" disables one); beyond them an escalation is

@@ -54,6 +54,11 @@ api_v1 = [
         name="desk-thread-status",
     ),
     path(
+        "desk/customers/<int:customer_id>/",
+        api_desk.DeskCustomerDetailView.as_view(),
+        name="desk-customer-detail",
+    ),
+    path(
         "threads/<uuid:thread_id>/handoff/",
         escalation_api.HandoffView.as_view(),
         name="thread-handoff",

@@ -4,7 +4,8 @@ The admin only reads these models directly. Every write goes through ``threads.s
 (the same functions the API uses), so broadcasts and the assignment history stay right:
 messages and assignments are view-only, a thread's form saves through ``thread_update``
 and the changelist actions (assign to an agent, hand back to the AI, resolve, close) call
-``thread_assign`` / ``thread_set_status``.
+``thread_assign`` / ``thread_set_status``; a customer's only editable field, the
+routing tier, saves through ``customer_set_tier``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.auth import get_user_model
@@ -293,12 +295,61 @@ class AssignmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     ordering = ("-id",)
 
 
+def tier_choices(current: str = "") -> list[tuple[str, str]]:
+    """The configured tiers (plus ``current`` if it is no longer configured, so a form
+    still shows what is stored)."""
+    tiers = list(settings.SUPPORTDESK_CUSTOMER_TIERS)
+    if current and current not in tiers:
+        tiers.append(current)
+    return [(tier, tier) for tier in tiers]
+
+
+class CustomerForm(forms.ModelForm):
+    tier = forms.ChoiceField(choices=tier_choices)
+
+    class Meta:
+        model = Customer
+        fields = ("tier",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["tier"].choices = tier_choices(self.instance.tier)  # type: ignore[attr-defined]
+
+
 @admin.register(Customer)
-class CustomerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("__str__", "email", "external_id", "thread_count", "created_at")
+class CustomerAdmin(admin.ModelAdmin):
+    """Customers are created by the API; a supervisor sets only their routing tier
+    (through ``customer_set_tier``)."""
+
+    form = CustomerForm
+    list_display = (
+        "__str__",
+        "email",
+        "external_id",
+        "tier",
+        "verified",
+        "thread_count",
+        "created_at",
+    )
+    list_filter = ("tier", "verified")
     search_fields = ("name", "email", "external_id")
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
+    fields = ("name", "email", "external_id", "verified", "tier", "created_at")
+    readonly_fields = ("name", "email", "external_id", "verified", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Threads protect their customer; no service deletes one.
+        return False
+
+    def save_model(
+        self, request: HttpRequest, obj: Customer, form: ModelForm, change: bool
+    ) -> None:
+        if "tier" in form.changed_data:
+            services.customer_set_tier(customer=obj, tier=form.cleaned_data["tier"])
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
         # One annotated query instead of a COUNT per row.

@@ -81,6 +81,13 @@ class ThreadCreateView(APIView):
         request=ThreadCreateInputSerializer,
         responses={201: ThreadCreatedSerializer},
         summary="Open a thread as a customer",
+        description=(
+            "Everything in `customer` is the customer's own claim, except what the "
+            "embedding site's backend signed: with a valid `customer.signature` (see "
+            "`CustomerInput`) the thread joins that `external_id`'s customer record and "
+            "a signed `tier` applies; without one `tier` is ignored. A signature that does "
+            "not verify is 400 `invalid_signature` and nothing is stored."
+        ),
     )
     @idempotent(_create_scope)
     def post(self, request: Request) -> Response:
@@ -93,6 +100,9 @@ class ThreadCreateView(APIView):
             customer_name=customer.get("name", ""),
             customer_email=customer.get("email", ""),
             customer_external_id=customer.get("external_id", ""),
+            # Set only when the site's signature checked out (CustomerInputSerializer).
+            customer_verified=customer.get("verified", False),
+            customer_tier=customer.get("tier"),
             subject=data.get("subject", ""),
             message=data.get("message"),
         )

@@ -21,16 +21,19 @@ from supportdesk.api import idempotent, require_object, staff_scope
 from threads import selectors, services
 from threads.api_customer import MESSAGE_LIST_PARAMETERS, _int_param, parse_after_limit
 from threads.exceptions import InvalidAssignee
-from threads.models import AIMode, Priority, Responder, Thread, ThreadStatus
+from threads.models import AIMode, Customer, Priority, Responder, Thread, ThreadStatus
 from threads.serializers import (
     AssignInputSerializer,
     AssignmentSerializer,
+    CustomerPatchInputSerializer,
+    CustomerRefSerializer,
     ReplyInputSerializer,
     StaffMessagePageSerializer,
     StaffMessageSerializer,
     StaffThreadSerializer,
     StatusInputSerializer,
     ThreadPatchInputSerializer,
+    customer_ref,
 )
 
 
@@ -248,3 +251,42 @@ class DeskStatusView(DeskThreadMixin, APIView):
             thread=thread, status=serializer.validated_data["status"], actor=request.user
         )
         return Response(StaffThreadSerializer(thread).data)
+
+
+class DeskCustomerDetailView(APIView):
+    """A customer as staff see it; a supervisor (the ``threads.change_customer``
+    permission, as in the admin) sets their routing tier."""
+
+    @extend_schema(responses={200: CustomerRefSerializer})
+    def get(self, request: Request, customer_id: int) -> Response:
+        return Response(customer_ref(self._customer(customer_id)))
+
+    @extend_schema(
+        request=CustomerPatchInputSerializer,
+        responses={200: CustomerRefSerializer},
+        description=(
+            "Set the customer's routing tier. Needs the `threads.change_customer` "
+            "permission (403 otherwise); an unknown tier is 400 `invalid_tier`."
+        ),
+    )
+    def patch(self, request: Request, customer_id: int) -> Response:
+        customer = self._customer(customer_id)
+        if not request.user.has_perm("threads.change_customer"):
+            raise exceptions.PermissionDenied("Only supervisors may change a customer's tier.")
+        serializer = CustomerPatchInputSerializer(data=require_object(request))
+        serializer.is_valid(raise_exception=True)
+        customer = services.customer_set_tier(
+            customer=customer, tier=serializer.validated_data["tier"]
+        )
+        return Response(customer_ref(customer))
+
+    def _customer(self, customer_id: int) -> Customer:
+        # Beyond a 64-bit integer the database driver would overflow: no such customer.
+        customer = (
+            selectors.customer_get_for_staff(customer_id=customer_id)
+            if customer_id < 2**63
+            else None
+        )
+        if customer is None:
+            raise exceptions.NotFound("Not found.")
+        return customer

@@ -31,3 +31,9 @@ class InvalidAssignee(DomainError):
     status = 400
     code = "invalid_assignee"
     default_message = "The assignee must be an active staff user."
+
+
+class InvalidTier(DomainError):
+    status = 400
+    code = "invalid_tier"
+    default_message = "Unknown customer tier."

@@ -13,16 +13,43 @@ from django.db import models
 from django.db.models import Q
 
 
+def default_customer_tier() -> str:
+    """The first of ``SUPPORTDESK_CUSTOMER_TIERS``: every customer's until staff or a
+    signed identity say otherwise."""
+    return str(settings.SUPPORTDESK_CUSTOMER_TIERS[0])
+
+
 class Customer(models.Model):
+    """Who wrote a thread. An unverified customer (anything the widget sent) gets a new
+    row per thread; a verified one (``external_id`` signed by the embedding site, see
+    ``threads.identity``) has one row that all their threads share."""
+
     name = models.CharField(max_length=200, blank=True)
     email = models.EmailField(max_length=254, blank=True)
     external_id = models.CharField(max_length=255, blank=True)
+    # A name of SUPPORTDESK_CUSTOMER_TIERS, for routing (RoutingRule.tier). Written only
+    # by staff (customer_set_tier) and by a signed identity, never by what a customer sends.
+    tier = models.CharField(max_length=30, default=default_customer_tier)
+    # external_id was signed by the embedding site's backend.
+    verified = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         indexes = [
             models.Index(fields=["email"], name="customer_email_idx"),
             models.Index(fields=["external_id"], name="customer_external_id_idx"),
+        ]
+        constraints = [
+            # One row per verified identity, so tier and history follow the customer.
+            models.UniqueConstraint(
+                fields=["external_id"],
+                condition=Q(verified=True),
+                name="customer_verified_external_id_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(verified=False) | ~Q(external_id=""),
+                name="customer_verified_has_external_id",
+            ),
         ]
 
     def __str__(self) -> str:

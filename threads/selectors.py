@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from threads.models import Assignment, Message, Thread, Visibility
+from threads.models import Assignment, Customer, Message, Thread, Visibility
 from threads.tokens import token_matches
 
 
@@ -18,6 +18,10 @@ def thread_get_for_customer(*, thread_id: Any, token: str) -> Thread | None:
     except Thread.DoesNotExist:
         return None
     return thread if token_matches(token, thread.token_hash) else None
+
+
+def customer_get_for_staff(*, customer_id: Any) -> Customer | None:
+    return Customer.objects.filter(pk=customer_id).first()
 
 
 # Apps above threads (escalations, approvals) add their per-thread data to the staff

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
 
 from supportdesk.fields import (
     MESSAGE_MAX_LENGTH,
@@ -15,10 +17,11 @@ from supportdesk.fields import (
     StrictEmailField,
     TextField,
 )
-from threads import selectors
+from threads import identity, selectors
 from threads.models import (
     AIMode,
     Assignment,
+    Customer,
     Message,
     Priority,
     Responder,
@@ -53,6 +56,21 @@ class CustomerRefSerializer(serializers.Serializer):
     name = serializers.CharField()
     email = serializers.CharField()
     external_id = serializers.CharField()
+    tier = serializers.CharField(help_text="A name of SUPPORTDESK_CUSTOMER_TIERS")
+    verified = serializers.BooleanField(
+        help_text="external_id was signed by the embedding site (identity verification)"
+    )
+
+
+def customer_ref(customer: Customer) -> dict[str, Any]:
+    return {
+        "id": customer.pk,
+        "name": customer.name,
+        "email": customer.email,
+        "external_id": customer.external_id,
+        "tier": customer.tier,
+        "verified": customer.verified,
+    }
 
 
 class UserRefSerializer(serializers.Serializer):
@@ -92,13 +110,7 @@ class StaffThreadSerializer(CustomerThreadSerializer):
 
     @extend_schema_field(CustomerRefSerializer)
     def get_customer(self, thread: Thread) -> dict[str, Any]:
-        customer = thread.customer
-        return {
-            "id": customer.pk,
-            "name": customer.name,
-            "email": customer.email,
-            "external_id": customer.external_id,
-        }
+        return customer_ref(thread.customer)
 
     @extend_schema_field(UserRefSerializer(allow_null=True))
     def get_assignee(self, thread: Thread) -> dict[str, Any] | None:
@@ -213,9 +225,67 @@ class AssignmentSerializer(serializers.ModelSerializer):
 
 
 class CustomerInputSerializer(serializers.Serializer):
+    """Who the customer says they are. Only a valid `signature` (threads.identity) makes
+    `external_id` and `tier` count; without one `tier` is ignored."""
+
     name = TextField(max_length=200, allow_blank=True, required=False, default="")
     email = StrictEmailField(max_length=254, required=False, default="")
     external_id = TextField(max_length=255, allow_blank=True, required=False, default="")
+    tier = TextField(
+        max_length=30,
+        allow_blank=True,
+        required=False,
+        help_text=(
+            "The customer's tier (SUPPORTDESK_CUSTOMER_TIERS), as the embedding site's "
+            "backend signed it. Ignored without `signature`."
+        ),
+    )
+    signature = TextField(
+        max_length=128,
+        required=False,
+        help_text=(
+            'Hex HMAC-SHA256 of "v1:<tier>:<external_id>" (tier empty when not sent) with '
+            "the site's identity secret. Valid: the thread joins that customer's existing "
+            "record and the tier applies. Wrong: 400 `invalid_signature`."
+        ),
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        signature = attrs.pop("signature", None)
+        tier = attrs.pop("tier", "")
+        attrs["verified"] = False
+        if signature is None:
+            return attrs  # an unsigned tier is only the customer's own claim
+        if not identity.identity_secrets():
+            raise _field_error(
+                "signature",
+                "Identity verification is not configured on this server.",
+                "identity_verification_off",
+            )
+        external_id = attrs.get("external_id", "")
+        if not external_id:
+            raise _field_error(
+                "external_id", "A signed customer needs an external_id.", "external_id_required"
+            )
+        if not identity.identity_verify(external_id=external_id, tier=tier, signature=signature):
+            raise _field_error(
+                "signature",
+                "The signature does not match external_id and tier.",
+                "invalid_signature",
+            )
+        tiers = settings.SUPPORTDESK_CUSTOMER_TIERS
+        if tier and tier not in tiers:
+            raise _field_error(
+                "tier", f"Unknown tier; use one of {', '.join(tiers)}.", "invalid_tier"
+            )
+        attrs["verified"] = True
+        if tier:
+            attrs["tier"] = tier
+        return attrs
+
+
+def _field_error(field: str, message: str, code: str) -> serializers.ValidationError:
+    return serializers.ValidationError({field: [ErrorDetail(message, code=code)]})
 
 
 class ThreadCreateInputSerializer(serializers.Serializer):
@@ -258,6 +328,10 @@ class ThreadPatchInputSerializer(serializers.Serializer):
     ai_mode = StrictChoiceField(choices=AIMode.choices, required=False)
     priority = StrictChoiceField(choices=Priority.choices, required=False)
     subject = TextField(max_length=200, allow_blank=True, required=False)
+
+
+class CustomerPatchInputSerializer(serializers.Serializer):
+    tier = TextField(max_length=30, help_text="A name of SUPPORTDESK_CUSTOMER_TIERS")
 
 
 class TokenInputSerializer(serializers.Serializer):

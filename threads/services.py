@@ -12,11 +12,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from threads import events
-from threads.exceptions import InvalidAssignee, InvalidTransition, ThreadClosed
+from threads.exceptions import InvalidAssignee, InvalidTier, InvalidTransition, ThreadClosed
 from threads.models import (
     AIMode,
     Assignment,
@@ -158,21 +158,34 @@ def thread_create(
     customer_name: str = "",
     customer_email: str = "",
     customer_external_id: str = "",
+    customer_verified: bool = False,
+    customer_tier: str | None = None,
     subject: str = "",
     message: str | None = None,
     ai_mode: str | None = None,
 ) -> tuple[Thread, str]:
-    """Open a thread for a new customer; returns the thread and its bearer token.
+    """Open a thread; returns the thread and its bearer token.
 
-    The token is returned once and stored only as a hash. With ``message`` the first
-    customer message is stored too (and answered like any other). Broadcasts
-    ``thread.created`` on commit.
+    An unverified customer gets a new Customer row (default tier; ``customer_tier`` is
+    not taken from them). A verified one (``customer_verified``: the caller checked the
+    site's signature of ``customer_external_id``) gets their existing row, created on
+    first sight; a signed ``customer_tier`` is stored on it. The token is returned once
+    and stored only as a hash. With ``message`` the first customer message is stored too
+    (and answered like any other). Broadcasts ``thread.created`` on commit.
     """
     from django.conf import settings
 
-    customer = Customer.objects.create(
-        name=customer_name, email=customer_email, external_id=customer_external_id
-    )
+    if customer_verified:
+        customer = _verified_customer(
+            external_id=customer_external_id,
+            name=customer_name,
+            email=customer_email,
+            tier=customer_tier,
+        )
+    else:
+        customer = Customer.objects.create(
+            name=customer_name, email=customer_email, external_id=customer_external_id
+        )
     token = token_new()
     thread = Thread.objects.create(
         customer=customer,
@@ -185,6 +198,70 @@ def thread_create(
     if message is not None:
         customer_message_create(thread=thread, content=message)
     return thread, token
+
+
+def _verified_customer(*, external_id: str, name: str, email: str, tier: str | None) -> Customer:
+    """The one row of a verified ``external_id`` (created on first sight). Unsigned name
+    and email only fill blanks: they never overwrite what is stored."""
+    if not external_id:
+        raise ValueError("a verified customer needs an external_id")
+    if tier is not None:
+        _check_tier(tier)
+    customer = Customer.objects.filter(external_id=external_id, verified=True).first()
+    if customer is None:
+        fields: dict[str, Any] = {"name": name, "email": email}
+        if tier is not None:
+            fields["tier"] = tier
+        try:
+            with transaction.atomic():
+                return Customer.objects.create(external_id=external_id, verified=True, **fields)
+        except IntegrityError:
+            # A concurrent first thread of the same customer created the row.
+            customer = Customer.objects.get(external_id=external_id, verified=True)
+    changes: dict[str, Any] = {}
+    if tier is not None and tier != customer.tier:
+        changes["tier"] = tier
+    if name and not customer.name:
+        changes["name"] = name
+    if email and not customer.email:
+        changes["email"] = email
+    if changes:
+        Customer.objects.filter(pk=customer.pk).update(**changes)
+        for field, value in changes.items():
+            setattr(customer, field, value)
+    return customer
+
+
+def _check_tier(tier: str) -> None:
+    from django.conf import settings
+
+    if tier not in settings.SUPPORTDESK_CUSTOMER_TIERS:
+        raise InvalidTier(
+            f"Unknown tier {tier!r}; use one of {', '.join(settings.SUPPORTDESK_CUSTOMER_TIERS)}."
+        )
+
+
+@transaction.atomic
+def customer_set_tier(*, customer: Customer, tier: str) -> Customer:
+    """Set a customer's routing tier (staff only: the admin and the desk API call this;
+    a customer never can). Raises InvalidTier for a name not in
+    SUPPORTDESK_CUSTOMER_TIERS. Broadcasts ``thread.updated`` for the customer's threads
+    that are not closed, whose staff view shows the tier."""
+    _check_tier(tier)
+    if Customer.objects.filter(pk=customer.pk).exclude(tier=tier).update(tier=tier):
+        for thread_id in (
+            Thread.objects.filter(customer=customer)
+            .exclude(status=ThreadStatus.CLOSED)
+            .order_by("-updated_at")
+            .values_list("pk", flat=True)[:TIER_BROADCAST_THREADS]
+        ):
+            events.emit("thread.updated", thread_id=str(thread_id), payload={"reason": "updated"})
+    customer.tier = tier
+    return customer
+
+
+# A tier change re-broadcasts at most this many of the customer's active threads.
+TIER_BROADCAST_THREADS = 50
 
 
 @transaction.atomic
