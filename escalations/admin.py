@@ -10,7 +10,10 @@ though the rows themselves are never edited in a form.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.auth import get_permission_codename
@@ -33,17 +36,18 @@ class EscalationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "source",
         "status",
         "priority",
+        "topic",
         "claimed_by",
         "created_at",
         "confidence",
     )
-    list_filter = ("status", "source", "priority")
+    list_filter = ("status", "source", "priority", "topic")
     search_fields = ("=thread__id", "reason")
     list_select_related = ("thread", "claimed_by")
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
     fieldsets = (
-        (None, {"fields": ("id", "thread", "source", "status", "priority", "reason")}),
+        (None, {"fields": ("id", "thread", "source", "status", "priority", "topic", "reason")}),
         ("What the AI had", {"fields": ("confidence", "ai_suggestion", "summary", "turn_id")}),
         (
             "Handling",
@@ -219,8 +223,50 @@ class QueueMemberInline(admin.TabularInline):
     raw_id_fields = ("user",)
 
 
+def _named_choices(names: list[str], current: str) -> list[tuple[str, str]]:
+    """Blank ("any"), the configured names, and ``current`` if it is no longer one (so
+    a form still shows what is stored)."""
+    choices = [("", "any"), *((name, name) for name in names)]
+    if current and current not in names:
+        choices.append((current, f"{current} (not configured)"))
+    return choices
+
+
+class RoutingRuleForm(forms.ModelForm):
+    """Tier and topic are picked from SUPPORTDESK_CUSTOMER_TIERS and SUPPORTDESK_TOPICS."""
+
+    tier = forms.ChoiceField(required=False, help_text="The customer's tier; blank: any.")
+    topic = forms.ChoiceField(
+        required=False, help_text="The topic of the customer's messages; blank: any."
+    )
+
+    class Meta:
+        model = RoutingRule
+        fields = (
+            "queue",
+            "position",
+            "priority",
+            "source",
+            "keywords",
+            "tier",
+            "topic",
+            "is_active",
+        )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        instance = self.instance
+        tier_field = self.fields["tier"]
+        topic_field = self.fields["topic"]
+        assert isinstance(tier_field, forms.ChoiceField)
+        assert isinstance(topic_field, forms.ChoiceField)
+        tier_field.choices = _named_choices(settings.SUPPORTDESK_CUSTOMER_TIERS, instance.tier)
+        topic_field.choices = _named_choices(settings.SUPPORTDESK_TOPICS, instance.topic)
+
+
 class RoutingRuleInline(admin.TabularInline):
     model = RoutingRule
+    form = RoutingRuleForm
     extra = 0
     ordering = ("position", "id")
 
@@ -269,9 +315,19 @@ class QueueAdmin(admin.ModelAdmin):
 
 @admin.register(RoutingRule)
 class RoutingRuleAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "queue", "position", "priority", "source", "is_active")
+    form = RoutingRuleForm
+    list_display = (
+        "__str__",
+        "queue",
+        "position",
+        "priority",
+        "source",
+        "tier",
+        "topic",
+        "is_active",
+    )
     list_editable = ("position", "is_active")
-    list_filter = ("is_active", "queue")
+    list_filter = ("is_active", "queue", "tier", "topic")
     list_select_related = ("queue",)
     ordering = ("position", "id")
 

@@ -41,6 +41,7 @@ class EscalationFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=EscalationStatus.choices)
     source = django_filters.ChoiceFilter(choices=EscalationSource.choices)
     thread = django_filters.UUIDFilter(field_name="thread_id")
+    topic = django_filters.CharFilter(max_length=30, help_text="A topic of SUPPORTDESK_TOPICS")
 
     class Meta:
         model = Escalation

@@ -70,6 +70,9 @@ class Escalation(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
     sla_due_at = models.DateTimeField(null=True, blank=True)
+    # What the customer's messages were about (SUPPORTDESK_TOPICS) when it opened: the
+    # escalating turn's topic, else the thread's latest one; "" for none.
+    topic = models.CharField(max_length=30, blank=True)
     # Routing and SLA (escalations.routing, escalations.sla).
     queue = models.ForeignKey(
         "Queue", null=True, blank=True, on_delete=models.SET_NULL, related_name="escalations"
@@ -559,6 +562,10 @@ class RoutingRule(models.Model):
     source = models.CharField(max_length=20, choices=EscalationSource.choices, blank=True)
     # Comma-separated words or phrases; any of them in the reason (case-insensitive).
     keywords = models.CharField(max_length=500, blank=True)
+    # The customer's tier (SUPPORTDESK_CUSTOMER_TIERS), set by staff or a signed identity.
+    tier = models.CharField(max_length=30, blank=True)
+    # The topic of the customer's messages (SUPPORTDESK_TOPICS), from the router.
+    topic = models.CharField(max_length=30, blank=True)
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -570,6 +577,8 @@ class RoutingRule(models.Model):
             f"priority={self.priority}" if self.priority else "",
             f"source={self.source}" if self.source else "",
             f"keywords={self.keywords}" if self.keywords else "",
+            f"tier={self.tier}" if self.tier else "",
+            f"topic={self.topic}" if self.topic else "",
         ]
         return f"{' & '.join(c for c in conditions if c) or 'anything'} → {self.queue}"
 

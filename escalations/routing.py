@@ -2,8 +2,8 @@
 
 **Routing.** A new escalation goes to the queue of the first active ``RoutingRule`` (by
 ``position``) whose conditions all match — the thread's priority, the escalation's
-source, a keyword of the reason — else to the default queue, else nowhere (then only a
-manual claim picks it up). The queue's default priority is a floor for its escalations;
+source, a keyword of the reason, the customer's tier, the escalation's topic — else to
+the default queue, else nowhere (then only a manual claim picks it up). The queue's default priority is a floor for its escalations;
 its SLA policy starts the first-response clock (``escalations.sla``).
 
 **Auto-assignment** is event-driven, never on a timer. It runs:
@@ -95,21 +95,40 @@ _LAST = datetime.max.replace(tzinfo=UTC)
 # --- Routing --------------------------------------------------------------------------
 
 
-def rule_matches(rule: RoutingRule, *, priority: str, source: str, reason: str) -> bool:
-    """Every condition the rule sets holds (a rule without conditions matches all)."""
+def rule_matches(
+    rule: RoutingRule,
+    *,
+    priority: str,
+    source: str,
+    reason: str,
+    tier: str | Callable[[], str] = "",
+    topic: str = "",
+) -> bool:
+    """Every condition the rule sets holds (a rule without conditions matches all).
+    ``tier`` may be a callable, asked only when the rule has a tier condition."""
     if rule.priority and rule.priority != priority:
         return False
     if rule.source and rule.source != source:
+        return False
+    if rule.topic and rule.topic != topic:
         return False
     words = rule.keyword_list()
     if words:
         text = reason.casefold()
         if not any(word in text for word in words):
             return False
-    return True
+    # Last: reading the tier may cost a query.
+    return not rule.tier or rule.tier == (tier() if callable(tier) else tier)
 
 
-def route(*, priority: str, source: str, reason: str) -> Queue | None:
+def route(
+    *,
+    priority: str,
+    source: str,
+    reason: str,
+    tier: str | Callable[[], str] = "",
+    topic: str = "",
+) -> Queue | None:
     """The queue for a new escalation (one or two queries): the first matching active
     rule's, else the default queue, else None."""
     rules = RoutingRule.objects.filter(is_active=True).select_related(
@@ -119,7 +138,9 @@ def route(*, priority: str, source: str, reason: str) -> Queue | None:
         "queue__sla_policy__business_hours",
     )
     for rule in rules.order_by("position", "id"):
-        if rule_matches(rule, priority=priority, source=source, reason=reason):
+        if rule_matches(
+            rule, priority=priority, source=source, reason=reason, tier=tier, topic=topic
+        ):
             return rule.queue
     return (
         Queue.objects.select_related("business_hours", "sla_policy", "sla_policy__business_hours")
@@ -128,11 +149,18 @@ def route(*, priority: str, source: str, reason: str) -> Queue | None:
     )
 
 
-def queue_for(thread: Thread, source: str, reason: str) -> Queue | None:
+def queue_for(thread: Thread, source: str, reason: str, topic: str = "") -> Queue | None:
     """``escalation_services.queue_router``: the queue a new escalation of ``thread``
     joins, chosen before the rate limits (whose per-queue bucket is this queue's) and
-    stored on the escalation when it is created."""
-    return route(priority=thread.priority, source=source, reason=reason)
+    stored on the escalation when it is created. The customer's tier is read only if a
+    rule asks for it (callers usually hold the customer already)."""
+    return route(
+        priority=thread.priority,
+        source=source,
+        reason=reason,
+        tier=lambda: thread.customer.tier,
+        topic=topic,
+    )
 
 
 def on_escalation_opened(escalation: Escalation) -> None:

@@ -29,8 +29,13 @@ class EscalationSerializer(serializers.ModelSerializer):
         fields = [
             "id", "thread", "source", "reason", "confidence", "ai_suggestion", "summary",
             "priority", "status", "claimed_by", "created_at", "claimed_at", "resolved_at",
-            "sla_due_at", "queue",
+            "sla_due_at", "queue", "topic",
         ]  # fmt: skip
+        extra_kwargs = {
+            "topic": {
+                "help_text": 'What the customer wrote about (SUPPORTDESK_TOPICS); "" for none'
+            }
+        }
 
     @extend_schema_field(UserRefSerializer(allow_null=True))
     def get_claimed_by(self, escalation: Escalation) -> dict[str, Any] | None:

@@ -33,10 +33,15 @@ claimed_hooks: list[Callable[[Escalation], object]] = []
 resolved_hooks: list[Callable[[Escalation], object]] = []
 
 # Routing (escalations.routing) installs how a new escalation's queue is chosen, from
-# the thread, the source and the reason: ``queue_router(thread, source, reason)``. It is
-# asked before the rate limits, so the per-queue limit counts the queue the escalation
-# lands in (keyword rules included). None: escalations have no queue.
-queue_router: Callable[[Thread, str, str], Any] | None = None
+# the thread (its priority, its customer's tier), the source, the reason and the topic:
+# ``queue_router(thread, source, reason, topic)``. It is asked before the rate limits,
+# so the per-queue limit counts the queue the escalation lands in (keyword, tier and
+# topic rules included). None: escalations have no queue.
+queue_router: Callable[[Thread, str, str, str], Any] | None = None
+# The AI runtime (supportdesk.agent) installs how a new escalation's topic is found when
+# the caller does not give one: ``topic_resolver(thread, turn_id)``, the topic the
+# router gave the escalating turn, else the thread's latest. None: no topic.
+topic_resolver: Callable[[Thread, Any], str] | None = None
 
 
 def escalation_payload(escalation: Escalation) -> dict[str, Any]:
@@ -55,6 +60,7 @@ def escalation_open(
     priority: str | None = None,
     turn_id: Any = None,
     notify_customer: bool = True,
+    topic: str | None = None,
 ) -> tuple[Escalation, bool]:
     """Hand the thread to a person; returns (escalation, created).
 
@@ -65,8 +71,9 @@ def escalation_open(
     ``escalation.created`` (or ``escalation.updated`` on a merge) and ``thread.updated``.
     Over an escalation rate limit (escalations.limits) it is still created, but marked
     ``throttled``: nobody is notified about it. The queue (``queue_router``) is chosen
-    first, so the per-queue limit is the one of the queue the escalation joins. An opened
-    hook may claim it for an agent (auto-assignment); ``claimed_hooks`` then run too.
+    first, so the per-queue limit is the one of the queue the escalation joins; its
+    ``topic`` (None: ``topic_resolver``'s) is stored and routes too. An opened hook may
+    claim it for an agent (auto-assignment); ``claimed_hooks`` then run too.
     """
     existing = Escalation.objects.filter(thread=thread, status__in=ACTIVE_ESCALATION).first()
     if existing is not None:
@@ -74,7 +81,9 @@ def escalation_open(
             existing, reason=reason, ai_suggestion=ai_suggestion, confidence=confidence
         ), False
     reason = reason[:1000]
-    queue = queue_router(thread, source, reason) if queue_router is not None else None
+    if topic is None:
+        topic = topic_resolver(thread, turn_id) if topic_resolver is not None else ""
+    queue = queue_router(thread, source, reason, topic) if queue_router is not None else None
     # Only a new escalation takes a token: merges never count against the limits.
     decision = escalation_limits.check(thread=thread, source=source, queue=queue)
     try:
@@ -89,6 +98,7 @@ def escalation_open(
                 summary=summary,
                 priority=priority or thread.priority,
                 turn_id=turn_id,
+                topic=topic,
                 throttled=decision.throttled,
                 throttle_note=decision.note,
             )

@@ -61,6 +61,7 @@ def test_it_lists_escalations_with_filters(staff_client: APIClient) -> None:
     assert set(body["results"][0]) == {
         "id", "thread", "source", "reason", "confidence", "ai_suggestion", "summary", "priority",
         "status", "claimed_by", "created_at", "claimed_at", "resolved_at", "sla_due_at", "queue",
+        "topic",
     }  # fmt: skip
 
 

@@ -159,6 +159,42 @@ def test_it_limits_the_queue_a_keyword_rule_routes_to(backend: str, settings: An
 
 
 @pytest.mark.django_db
+def test_it_limits_the_queue_a_tier_or_topic_rule_routes_to(backend: str, settings: Any) -> None:
+    from escalations.models import Queue, RoutingRule
+    from threads import services as thread_services
+
+    set_limit(settings, "per_queue", "1/3600")
+    general = Queue.objects.create(name="General", is_default=True, auto_assign=False)
+    vip = Queue.objects.create(name="VIP", auto_assign=False)
+    billing = Queue.objects.create(name="Billing", auto_assign=False)
+    RoutingRule.objects.create(queue=vip, position=1, tier="vip")
+    RoutingRule.objects.create(queue=billing, position=2, topic="billing")
+
+    def vip_thread(n: int) -> Thread:
+        return thread_services.thread_create(
+            customer_external_id=f"vip-{n}", customer_verified=True, customer_tier="vip"
+        )[0]
+
+    cases = [
+        (vip_thread(1), ""),
+        (vip_thread(2), "billing"),
+        (make_thread()[0], "billing"),
+        (make_thread()[0], "billing"),
+        (make_thread()[0], ""),
+    ]
+    for thread, topic in cases:
+        services.escalation_open(thread=thread, source="tool", reason="help", topic=topic)
+    landed = {e.thread_id: (e.queue_id, e.throttled) for e in Escalation.objects.all()}
+    assert [landed[thread.pk] for thread, _ in cases] == [
+        (vip.pk, False),
+        (vip.pk, True),  # VIP's bucket is spent: billing's is not asked
+        (billing.pk, False),
+        (billing.pk, True),
+        (general.pk, False),
+    ]
+
+
+@pytest.mark.django_db
 def test_it_merges_into_the_open_escalation_without_taking_a_token(
     backend: str, settings: Any, agent: Any
 ) -> None:
