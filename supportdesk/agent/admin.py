@@ -31,11 +31,11 @@ MODEL_CALL_FIELDS = (
 
 @admin.register(KnowledgeArticle)
 class KnowledgeArticleAdmin(admin.ModelAdmin):
-    list_display = ("title", "slug", "is_published", "updated_at")
-    list_filter = ("is_published",)
+    list_display = ("title", "slug", "category", "is_published", "updated_at")
+    list_filter = ("is_published", "category")
     search_fields = ("title", "slug", "tags", "body")
     prepopulated_fields = {"slug": ("title",)}
-    fields = ("title", "slug", "body", "tags", "is_published", "updated_at")
+    fields = ("title", "slug", "body", "tags", "category", "is_published", "updated_at")
     readonly_fields = ("updated_at",)
     ordering = ("title",)
 
@@ -60,19 +60,20 @@ class AgentTurnAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "status",
         "decision",
         "decision_step",
+        "topic",
         "outcome",
         "attempts",
         "steps",
         "created_at",
     )
-    list_filter = ("status", "kind", "decision", "outcome", "decision_step")
+    list_filter = ("status", "kind", "decision", "outcome", "decision_step", "topic")
     search_fields = ("=id", "=thread__id", "thread__subject", "decision_reason", "error")
     list_select_related = ("thread",)
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
     fieldsets = (
         (None, {"fields": ("id", "thread", "kind", "status", "trigger_message")}),
-        ("Decision", {"fields": ("decision", "decision_step", "decision_reason")}),
+        ("Decision", {"fields": ("decision", "decision_step", "decision_reason", "topic")}),
         ("Outcome", {"fields": ("outcome", "outcome_message", "error", "feedback")}),
         (
             "Execution",

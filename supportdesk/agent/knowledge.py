@@ -168,6 +168,7 @@ class _Doc:
     slug: str
     title: str
     body: str
+    category: str
     terms: frozenset[str]
     sentences: tuple[str, ...]
     sentence_terms: tuple[frozenset[str], ...]
@@ -190,6 +191,7 @@ class _Index:
                     slug=article.slug,
                     title=article.title,
                     body=article.body,
+                    category=article.category,
                     terms=frozenset(tokens),
                     sentences=sentences,
                     sentence_terms=tuple(frozenset(tokenize(s)) for s in sentences),
@@ -250,7 +252,9 @@ def _current_index() -> _Index:
         _checked_at = now
         if _index is not None and _index.key == key:
             return _index
-    articles = list(published.only("id", "slug", "title", "body", "tags").order_by("pk"))
+    articles = list(
+        published.only("id", "slug", "title", "body", "tags", "category").order_by("pk")
+    )
     index = _Index(key, articles)
     with _lock:
         _index = index
@@ -312,6 +316,33 @@ def search(query: str, k: int = 3) -> list[Hit]:
     if not terms or k <= 0:
         return []
     return _search(_current_index(), terms, k)
+
+
+# A message's topic, offline (``topic_for``): its best-matching category must score more
+# than one common word does, and lead every other category by this share of its score.
+TOPIC_MIN_SCORE = 3.0
+TOPIC_MARGIN = 0.1
+
+
+def topic_for(text: str, topics: Sequence[str]) -> str:
+    """The topic of ``text`` from the knowledge base: the category (one of ``topics``) of
+    the articles that match it best, or "" when none matches clearly. No model call;
+    the index is the one ``search`` uses."""
+    terms = _query_terms(text)
+    if not terms or not topics:
+        return ""
+    index = _current_index()
+    wanted = set(topics)
+    best: dict[str, float] = {}
+    for doc, score in zip(index.docs, index.scores(terms), strict=True):
+        if doc.category in wanted and score > best.get(doc.category, 0.0):
+            best[doc.category] = score
+    ranked = sorted(best.items(), key=lambda item: -item[1])
+    if not ranked or ranked[0][1] < TOPIC_MIN_SCORE:
+        return ""
+    if len(ranked) > 1 and (ranked[0][1] - ranked[1][1]) / ranked[0][1] < TOPIC_MARGIN:
+        return ""
+    return ranked[0][0]
 
 
 def _coverage(index: _Index, doc: _Doc, terms: Sequence[str]) -> float:

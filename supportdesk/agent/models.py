@@ -58,6 +58,9 @@ class AgentTurn(models.Model):
     decision = models.CharField(max_length=10, choices=Decision.choices, blank=True)
     decision_step = models.CharField(max_length=50, blank=True)
     decision_reason = models.CharField(max_length=500, blank=True)
+    # What the customer's message is about (SUPPORTDESK_TOPICS), as the router saw it:
+    # from the classifier model, else the best-matching article's category; "" for none.
+    topic = models.CharField(max_length=30, blank=True)
     outcome = models.CharField(max_length=15, choices=Outcome.choices, blank=True)
     outcome_message = models.ForeignKey(
         Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -134,6 +137,9 @@ class KnowledgeArticle(models.Model):
     title = models.CharField(max_length=200)
     body = models.TextField()
     tags = models.CharField(max_length=300, blank=True)
+    # A topic of SUPPORTDESK_TOPICS: without a classifier model, the category of the
+    # article that best matches a customer's message is that message's topic.
+    category = models.CharField(max_length=30, blank=True)
     is_published = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -70,6 +70,7 @@ class Provider(Protocol):
         """Run one chat step. ``on_delta`` receives the public reply text as it streams."""
         ...
 
-    def classify(self, *, text: str) -> Completion:
-        """Answer ``ai`` or ``human`` for a customer message (the fast classifier)."""
+    def classify(self, *, text: str, topics: Sequence[str] = ()) -> Completion:
+        """Answer ``ai`` or ``human`` for a customer message (the fast classifier), then,
+        when ``topics`` are given, the one the message is about (or ``none``)."""
         ...
