@@ -435,8 +435,10 @@ def _execute(lease: Lease, turn: AgentTurn) -> None:
             decision=routed.decision,
             decision_step=routed.step,
             decision_reason=routed.reason[:500],
+            topic=routed.topic,
         )
         turn.decision = routed.decision
+        turn.topic = routed.topic
         if routed.decision == Decision.HUMAN:
             if settings.SUPPORTDESK_COPILOT:
                 _copilot(lease, turn, thread)
