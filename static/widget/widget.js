@@ -4,7 +4,9 @@
  *           data-title="Northwind support" async></script>
  *
  * Optional attributes: data-api (the server, default: where this script comes from),
- * data-name / data-email / data-external-id (who the customer is), data-open="true".
+ * data-name / data-email / data-external-id (who the customer is), data-open="true",
+ * data-signature and data-tier (identity verification: the site's backend signs
+ * external_id and tier, see the README; without a signature the tier is ignored).
  * On a site other than the server itself, the server must list that site's origin in
  * SUPPORTDESK_WIDGET_ORIGINS (CORS for the customer API, the customer socket's Origin).
  *
@@ -470,6 +472,8 @@
     if (config.name) who.name = config.name;
     if (config.email) who.email = config.email;
     if (config.externalId) who.external_id = config.externalId;
+    if (config.tier) who.tier = config.tier;
+    if (config.signature) who.signature = config.signature;
     return who;
   }
 
