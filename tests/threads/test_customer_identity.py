@@ -278,3 +278,20 @@ def test_it_never_lets_a_customer_reach_the_customer_endpoint(anon_client: APICl
     assert response.status_code == 401
     thread.customer.refresh_from_db()
     assert thread.customer.tier == "standard"
+
+
+def test_it_signs_as_the_readme_tells_site_backends_to() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = next(
+        part.split("```", 1)[0]
+        for part in readme.split("```python\n")[1:]
+        if "def support_signature" in part
+    )
+    recipe: dict[str, Any] = {}
+    exec(block.split("# In the view")[0], recipe)
+    for external_id, tier in (("42", "vip"), ("u-7", ""), ("ä:b", "priority")):
+        assert recipe["support_signature"](SECRET, external_id, tier) == identity_sign(
+            SECRET, external_id, tier
+        )
