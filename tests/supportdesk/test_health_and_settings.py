@@ -90,6 +90,18 @@ def test_it_rejects_a_malformed_integer(monkeypatch: Any) -> None:
         env.env_int("SOME_INT", 1)
 
 
+def test_it_reads_a_list_of_names_in_lower_case(monkeypatch: Any) -> None:
+    monkeypatch.setenv("SOME_NAMES", " Billing, shipping ,returns-eu")
+    assert env.env_slugs("SOME_NAMES", []) == ["billing", "shipping", "returns-eu"]
+
+
+@pytest.mark.parametrize("raw", ["billing,bad name", "billing,billing", "ai,billing", ""])
+def test_it_rejects_a_malformed_list_of_names(monkeypatch: Any, raw: str) -> None:
+    monkeypatch.setenv("SOME_NAMES", raw)
+    with pytest.raises(ImproperlyConfigured, match="SOME_NAMES"):
+        env.env_slugs("SOME_NAMES", ["x"], required=True, reserved=("ai",))
+
+
 def test_it_requires_a_secret_key_without_debug() -> None:
     import subprocess
     import sys
