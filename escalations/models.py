@@ -14,13 +14,13 @@ from threads.models import Priority, Thread
 
 
 class EscalationSource(models.TextChoices):
-    TOOL = "tool"
-    LOW_CONFIDENCE = "low_confidence"
-    REQUIRES_HUMAN = "requires_human"
-    CUSTOMER_REQUEST = "customer_request"
-    CLASSIFIER = "classifier"
-    AI_FAILURE = "ai_failure"
-    STAFF = "staff"
+    TOOL = "tool", "AI escalated"
+    LOW_CONFIDENCE = "low_confidence", "Low confidence"
+    REQUIRES_HUMAN = "requires_human", "AI asked for a person"
+    CUSTOMER_REQUEST = "customer_request", "Customer asked"
+    CLASSIFIER = "classifier", "Classifier"
+    AI_FAILURE = "ai_failure", "AI failure"
+    STAFF = "staff", "Staff"
 
 
 class EscalationStatus(models.TextChoices):
