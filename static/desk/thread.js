@@ -309,6 +309,8 @@
       document.getElementById("thread-meta"),
       el("span", { class: "customer" }, customer.name || "Customer", customer.email ? " <" + customer.email + ">" : ""),
       customer.external_id ? [" · ID ", el("span", { class: "external-id" }, customer.external_id)] : null,
+      customer.verified ? [" ", Desk.badge("Verified", "verified")] : null,
+      customer.tier ? [" · Tier ", el("strong", { class: "tier" }, customer.tier)] : null,
       " · ",
       el("span", { class: "status status-" + thread.status }, Desk.label.status[thread.status] || thread.status),
       " · ",
@@ -395,6 +397,7 @@
       ),
     ];
     if (escalation.queue) parts.push(el("p", null, el("strong", null, "Queue: "), escalation.queue.name));
+    if (escalation.topic) parts.push(el("p", null, el("strong", null, "Topic: "), el("span", { class: "topic" }, escalation.topic)));
     // A reason that only repeats the source ("the customer asked for a person") is left out.
     if (escalation.reason && escalation.reason.trim().toLowerCase() !== sourceLabel.toLowerCase()) {
       parts.push(el("p", null, el("strong", null, "Reason: "), escalation.reason));

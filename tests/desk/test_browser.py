@@ -702,6 +702,7 @@ def test_it_shows_markup_as_text_in_every_field_on_the_desk_the_admin_and_the_wi
         *names,
     )
     assert "email<img/src=x" in desk.locator("#thread-meta").inner_text()
+    expect(desk.locator("#thread-meta .tier")).to_have_text(thread.customer.tier)
     desk.goto("/desk/approvals/")
     expect(desk.locator("#draft-text")).to_have_value(xss("draft"))
     assert_markup_is_text(desk, "draft", within="#draft-list")
