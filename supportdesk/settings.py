@@ -214,6 +214,12 @@ SUPPORTDESK_LLM_MAX_RETRIES = env_int("SUPPORTDESK_LLM_MAX_RETRIES", 3, minimum=
 SUPPORTDESK_LLM_STREAM = env_bool("SUPPORTDESK_LLM_STREAM", True)
 # Seconds before the first retry of a failed model call; doubles each retry (with jitter).
 SUPPORTDESK_LLM_BACKOFF = env_float("SUPPORTDESK_LLM_BACKOFF", 0.5, minimum=0.0)
+# A tool the model must call before it answers, e.g. search_knowledge to ground every
+# reply in the knowledge base; empty: the model chooses. Small models rarely call tools
+# unprompted, and some servers (llama.cpp) constrain a required call by grammar.
+SUPPORTDESK_LLM_FIRST_TOOL = env_choice(
+    "SUPPORTDESK_LLM_FIRST_TOOL", "", ("", "search_knowledge", "escalate", "ask_human")
+)
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
 # The router chain: each step may decide who responds; the first decision wins.

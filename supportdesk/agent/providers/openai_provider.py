@@ -216,8 +216,17 @@ class OpenAIProvider:
         tools: list[dict[str, Any]],
         on_delta: DeltaCallback | None = None,
     ) -> Completion:
+        forced = _first_tool(messages, tools)
+
         def request() -> dict[str, Any]:
             kwargs: dict[str, Any] = {"model": self.model, "messages": messages}
+            if forced is not None:
+                # Only that tool, and a call required: the portable form of a named
+                # tool_choice (llama.cpp's server knows "required" but not names). No
+                # response_format: this call cannot be the answer.
+                kwargs["tools"] = [forced]
+                kwargs["tool_choice"] = "required"
+                return kwargs
             if tools:
                 kwargs["tools"] = tools
             response_format = self._response_format()
@@ -400,6 +409,17 @@ class OpenAIProvider:
             ],
             usage=usage,
         )
+
+
+def _first_tool(
+    messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The SUPPORTDESK_LLM_FIRST_TOOL spec while this turn has no tool result yet (and the
+    call offers that tool), else None."""
+    name = settings.SUPPORTDESK_LLM_FIRST_TOOL
+    if not name or any(message.get("role") == "tool" for message in messages):
+        return None
+    return next((tool for tool in tools if tool["function"]["name"] == name), None)
 
 
 def _tool_call(call_id: str, name: str, raw: str | None) -> ToolCall:
