@@ -233,20 +233,27 @@ class LlamaServer:
             "--no-webui",
         ]  # fmt: skip
 
-    def start(self, timeout: float = 180.0) -> LlamaServer:
+    def start(self, timeout: float = 180.0, attempts: int = 3) -> LlamaServer:
+        """Start and wait until it answers; a port taken meanwhile means another try."""
+        for _ in range(attempts):
+            if self._start_once(timeout):
+                return self
+        raise RuntimeError(f"the model server exited:\n{self.log_tail()}")
+
+    def _start_once(self, timeout: float) -> bool:
         self.port = _free_port()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-        log.close()
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the model server exited:\n{self.log_tail()}")
+                self.process = None
+                return False
             if self._healthy():
-                return self
+                return True
             time.sleep(0.25)
         self.stop()
         raise RuntimeError(f"the model server did not become ready:\n{self.log_tail()}")
