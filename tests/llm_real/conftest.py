@@ -20,9 +20,12 @@ from tests.llm_real.llama import MODEL_ALIAS, LlamaServer, model_path, server_bi
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if "llm_real" in (config.getoption("markexpr") or ""):
         return
-    kept = [item for item in items if item.get_closest_marker("llm_real") is None]
-    if len(kept) < len(items):
-        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+    kept: list[pytest.Item] = []
+    real: list[pytest.Item] = []
+    for item in items:
+        (kept if item.get_closest_marker("llm_real") is None else real).append(item)
+    if real:
+        config.hook.pytest_deselected(items=real)
         items[:] = kept
 
 
