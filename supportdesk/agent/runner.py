@@ -526,7 +526,8 @@ def _ai_loop(lease: Lease, turn: AgentTurn, thread: Thread, *, copilot: bool = F
         record_call(turn, provider, completion, "reply", True)
         turn.steps += 1
         if completion.tool_calls:
-            if _tool_step(lease, turn, thread, provider, completion):
+            offered = {spec["function"]["name"] for spec in tool_specs}
+            if _tool_step(lease, turn, thread, provider, completion, offered):
                 return
             continue
         final = completion.final
@@ -603,10 +604,16 @@ class DeltaSender:
 
 
 def _tool_step(
-    lease: Lease, turn: AgentTurn, thread: Thread, provider: Provider, completion: Completion
+    lease: Lease,
+    turn: AgentTurn,
+    thread: Thread,
+    provider: Provider,
+    completion: Completion,
+    offered: set[str],
 ) -> bool:
-    """Store the tool calls and their results; True when the turn ended or now waits."""
-    results = [(call, tools.run_tool(call)) for call in completion.tool_calls]
+    """Store the tool calls and their results; True when the turn ended or now waits.
+    Only the ``offered`` tools run: the model may name any other, it gets an error."""
+    results = [(call, tools.run_tool(call, offered)) for call in completion.tool_calls]
     escalation = next((r for _, r in results if r.effect == "escalate"), None)
     questions = [(call, r) for call, r in results if r.effect == "ask_human"]
     with transaction.atomic():

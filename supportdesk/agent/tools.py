@@ -6,6 +6,7 @@ effect that the runner applies in the same transaction as the transcript rows.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,8 +42,13 @@ def _string_argument(call: ToolCall, name: str) -> str | ToolResult:
     return value.strip()
 
 
-def run_tool(call: ToolCall) -> ToolResult:
-    """Validate and run one tool call. Never raises for bad input: errors go back to the model."""
+def run_tool(call: ToolCall, offered: Collection[str] | None = None) -> ToolResult:
+    """Validate and run one tool call. Never raises for bad input: errors go back to the model.
+
+    ``offered``: the names of the tools this step offered; a call of any other tool is
+    refused like an unknown one (a copilot, offered only the search, cannot escalate)."""
+    if offered is not None and call.name not in offered:
+        return _unknown(call, offered)
     if call.name == "search_knowledge":
         query = _string_argument(call, "query")
         if isinstance(query, ToolResult):
@@ -65,7 +71,9 @@ def run_tool(call: ToolCall) -> ToolResult:
         if isinstance(question, ToolResult):
             return question
         return ToolResult("", effect="ask_human", argument=question)
-    return ToolResult(
-        f"error: unknown tool {call.name[:100]!r}; use search_knowledge, ask_human or escalate",
-        error=True,
-    )
+    return _unknown(call, ("search_knowledge", "ask_human", "escalate"))
+
+
+def _unknown(call: ToolCall, offered: Collection[str]) -> ToolResult:
+    names = ", ".join(sorted(offered)) or "none"
+    return ToolResult(f"error: unknown tool {call.name[:100]!r}; use {names}", error=True)
