@@ -32,6 +32,7 @@ from escalations import services as escalation_services
 from escalations.models import EscalationSource
 from supportdesk.agent import context as agent_context
 from supportdesk.agent import router, tools
+from supportdesk.agent.guard import OutputGuard
 from supportdesk.agent.models import (
     AgentTurn,
     Decision,
@@ -272,6 +273,7 @@ def _answer(
     completion: Completion,
     final: FinalAnswer,
     reply_id: uuid.UUID,
+    guard: OutputGuard,
 ) -> None:
     if turn.decision == Decision.HUMAN:
         # Copilot: a suggestion for the human who owns the thread, never sent by itself.
@@ -287,6 +289,18 @@ def _answer(
                 confidence=final.confidence,
             )
             _finish(lease, Outcome.HUMAN, message=message)
+        return
+    if guard.leaks(final.reply):
+        # Talked into repeating its instructions (or the reviewer's feedback): a person
+        # answers instead; the reply stays on the escalation for staff to see.
+        _escalate(
+            lease,
+            thread,
+            source=EscalationSource.REQUIRES_HUMAN,
+            reason="the AI's reply repeated its instructions",
+            suggestion=final.reply,
+            confidence=final.confidence,
+        )
         return
     threshold = settings.SUPPORTDESK_ESCALATION_THRESHOLD
     if final.requires_human or final.confidence < threshold:
@@ -506,11 +520,12 @@ def _ai_loop(lease: Lease, turn: AgentTurn, thread: Thread, *, copilot: bool = F
         messages = agent_context.build_messages(turn, thread)
         reply_id = uuid.uuid4()
         public = thread.ai_mode == AIMode.AUTO and not copilot
-        stream = DeltaSender(thread, reply_id) if public else None
+        guard = OutputGuard([agent_context.SYSTEM_PROMPT, turn.feedback])
+        stream = DeltaSender(thread, reply_id, guard) if public else None
         try:
             completion = provider.complete(messages=messages, tools=tool_specs, on_delta=stream)
-            if stream is not None:
-                stream.flush()
+            if stream is not None and completion.final is not None and not completion.tool_calls:
+                stream.flush(final=True)
         except ProviderError as exc:
             if copilot:
                 _stand_down(lease, str(exc))
@@ -548,7 +563,7 @@ def _ai_loop(lease: Lease, turn: AgentTurn, thread: Thread, *, copilot: bool = F
                 error="invalid structured output",
             )
             return
-        _answer(lease, turn, thread, provider, completion, final, reply_id)
+        _answer(lease, turn, thread, provider, completion, final, reply_id, guard)
         return
     if copilot:
         _stand_down(lease, "step limit")
@@ -566,36 +581,57 @@ class DeltaSender:
 
     Model servers send a token or two per chunk; one event per chunk costs a broadcast
     each, so text is gathered until it is DELTA_MIN_CHARS long or DELTA_MAX_WAIT old.
-    ``flush`` sends the rest once the stream ends.
+    With a guard, the last few words are held back until the next ones show they do not
+    start a repeat of the instructions, and streaming stops for good once the text
+    repeats them (``supportdesk.agent.guard``). ``flush(final=True)`` sends the rest
+    once the stream ended in a reply that may be shown.
     """
 
     DELTA_MIN_CHARS = 24
     DELTA_MAX_WAIT = 0.08
 
-    def __init__(self, thread: Thread, message_id: uuid.UUID) -> None:
+    def __init__(
+        self, thread: Thread, message_id: uuid.UUID, guard: OutputGuard | None = None
+    ) -> None:
         self.thread_id = str(thread.pk)
         self.message_id = str(message_id)
         self.seq_hint = thread.last_seq + 1
-        self.pending: list[str] = []
-        self.size = 0
+        self.guard = guard
+        self.text = ""  # everything streamed so far
+        self.sent = 0  # how much of it went out
+        self.held = 0  # how much of the rest the guard holds back
+        self.stopped = False
         self.since = 0.0
 
     def __call__(self, delta: str) -> None:
-        if not self.pending:
-            self.since = time.monotonic()
-        self.pending.append(delta)
-        self.size += len(delta)
+        if self.stopped:
+            return
+        now = time.monotonic()
+        if len(self.text) == self.sent:
+            self.since = now
+        self.text += delta
         if (
-            self.size >= self.DELTA_MIN_CHARS
-            or time.monotonic() - self.since >= self.DELTA_MAX_WAIT
+            len(self.text) - self.sent - self.held >= self.DELTA_MIN_CHARS
+            or now - self.since >= self.DELTA_MAX_WAIT
         ):
             self.flush()
 
-    def flush(self) -> None:
-        if not self.pending:
+    def flush(self, *, final: bool = False) -> None:
+        if self.stopped:
             return
-        text = "".join(self.pending)
-        self.pending, self.size = [], 0
+        end = len(self.text)
+        if self.guard is not None:
+            safe = self.guard.safe_prefix(self.text)
+            if safe is None:
+                self.stopped = True
+                return
+            if not final:
+                end = safe
+        self.held = len(self.text) - end
+        self.since = time.monotonic()
+        if end <= self.sent:
+            return
+        text, self.sent = self.text[self.sent : end], end
         events.emit(
             "message.delta",
             thread_id=self.thread_id,
