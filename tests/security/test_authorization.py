@@ -300,12 +300,12 @@ def test_it_keeps_the_admin_from_anyone_but_active_staff(route: Route, world: Wo
         api = client(world, principal)
         for response in (api.get(url), api.post(url, {})):
             assert _is_login_redirect(response, "/admin/login/"), (principal, url, response)
+    # Even a superuser's form post needs the CSRF token.
+    refused = client(world, "superuser_session", enforce_csrf=True).post(url, {"name": "x"})
+    assert refused.status_code == 403, refused
     assert snapshot() == before
-
-
-@pytest.mark.parametrize("route", ADMIN_ROUTES, ids=_ids(ADMIN_ROUTES))
-def test_it_opens_admin_routes_to_a_superuser(route: Route, world: World) -> None:
-    response = client(world, "superuser_session").get(url_of(route, world))
+    # The positive control: the route and its real row are there for a superuser.
+    response = client(world, "superuser_session").get(url)
     assert not _is_login_redirect(response, "/admin/login/")
     assert response.status_code in (200, 302, 403, 404), response
     if admin_model(route.name) is not None and route.name.endswith("_change"):
@@ -363,9 +363,7 @@ def test_it_accepts_session_requests_that_carry_the_csrf_token(route: Route, wor
 
 
 FORM_ROUTES = [
-    route
-    for route in [*ADMIN_ROUTES, *PUBLIC_ROUTES, *DESK_ROUTES]
-    if not route.pattern.startswith("api/")
+    route for route in [*PUBLIC_ROUTES, *DESK_ROUTES] if not route.pattern.startswith("api/")
 ]
 
 
