@@ -1,11 +1,12 @@
 """The output guard: what the AI says to a customer never repeats its instructions.
 
-The system prompt tells the model to keep its rules and the reviewer's feedback to itself,
-but a model can be talked out of that (prompt injection, in a message or in a knowledge
-article). So the runner checks the model's customer-visible text itself: a reply that
-contains :data:`WINDOW` words in a row of a protected text (the system prompt, a
-reviewer's feedback) is never shown — the turn escalates instead, and streaming stops
-before such a run of words goes out.
+The system prompt tells the model to keep its rules to itself, but a model can be talked
+out of that (prompt injection, in a message or in a knowledge article). So the runner
+checks the model's customer-visible text itself: a reply that contains :data:`WINDOW`
+words in a row of a protected text (the system prompt) is never shown — the turn
+escalates instead, and streaming stops before such a run of words goes out. (A
+reviewer's feedback is not protected this way: reviewers dictate wording on purpose.
+What keeps it from customers is that a regenerated answer is always a draft.)
 
 Words are compared case-insensitively and without punctuation or spacing, so a shouted,
 re-spaced or fenced copy is caught as well as a verbatim one. A paraphrase or a

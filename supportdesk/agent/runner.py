@@ -323,7 +323,7 @@ def _answer(
             confidence=final.confidence,
         )
         return
-    draft = thread.ai_mode == AIMode.DRAFT
+    draft = not _goes_public(turn, thread)
     with transaction.atomic():
         message = _ai_message(
             thread,
@@ -342,6 +342,13 @@ def _answer(
                 confidence=final.confidence,
             )
         _finish(lease, Outcome.DRAFT if draft else Outcome.REPLY, message=message)
+
+
+def _goes_public(turn: AgentTurn, thread: Thread) -> bool:
+    """Whether the AI's answer goes straight to the customer. A regeneration answers a
+    reviewer, who asked for a new draft: it stays a draft even if the thread switched to
+    auto mode meanwhile (it was written from the rejected draft and the review)."""
+    return thread.ai_mode == AIMode.AUTO and turn.kind != TurnKind.REGENERATE
 
 
 def _ai_message(
@@ -519,8 +526,8 @@ def _ai_loop(lease: Lease, turn: AgentTurn, thread: Thread, *, copilot: bool = F
             return
         messages = agent_context.build_messages(turn, thread)
         reply_id = uuid.uuid4()
-        public = thread.ai_mode == AIMode.AUTO and not copilot
-        guard = OutputGuard([agent_context.SYSTEM_PROMPT, turn.feedback])
+        public = _goes_public(turn, thread) and not copilot
+        guard = OutputGuard([agent_context.SYSTEM_PROMPT])
         stream = DeltaSender(thread, reply_id, guard) if public else None
         try:
             completion = provider.complete(messages=messages, tools=tool_specs, on_delta=stream)

@@ -86,28 +86,36 @@ def test_it_streams_an_ordinary_reply_in_full(
     assert Message.objects.get(thread=thread, author_kind="ai").content == reply
 
 
-def test_it_escalates_a_reply_that_repeats_the_reviewers_feedback(
-    llm: ScriptedLLMServer, staff_client: APIClient, thread_and_token: tuple[Thread, str]
+def test_it_keeps_a_regenerated_answer_a_draft_after_a_switch_to_auto(
+    llm: ScriptedLLMServer,
+    staff_client: APIClient,
+    thread_and_token: tuple[Thread, str],
+    event_log: EventLog,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
+    # The new draft is written from the rejected one and the review (internal text): a
+    # reviewer asked for it and sees it before the customer does, whatever the mode now.
     thread, _ = thread_and_token
+    desk = f"/api/v1/desk/threads/{thread.pk}/"
+    staff_client.patch(desk, {"ai_mode": "draft"}, format="json")
     llm.push(final("Draft one.", 0.95))
-    staff_client.patch(f"/api/v1/desk/threads/{thread.pk}/", {"ai_mode": "draft"}, format="json")
     services.customer_message_create(thread=thread, content="can I get a refund")
     drain()
     draft = ApprovalDraft.objects.get(thread=thread)
     review = "Never tell this customer about the pending lawsuit from their neighbour"
-    staff_client.patch(f"/api/v1/desk/threads/{thread.pk}/", {"ai_mode": "auto"}, format="json")
+    staff_client.patch(desk, {"ai_mode": "auto"}, format="json")
     staff_client.post(
         f"/api/v1/desk/approvals/{draft.pk}/reject/",
         {"review": review, "next": "regenerate"},
         format="json",
     )
     llm.push(final(f"My reviewer said: {review}", 0.95))
-    drain()
-    assert not Message.objects.filter(thread=thread, visibility="public", content__contains=review)
-    assert (
-        Escalation.objects.get(thread=thread).reason == "the AI's reply repeated its instructions"
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        drain()
+    regenerated = ApprovalDraft.objects.get(thread=thread, status="pending")
+    assert regenerated.content == f"My reviewer said: {review}"
+    assert not Message.objects.filter(thread=thread, visibility="public", author_kind="ai")
+    assert not [e for e in event_log.events if e.type == "message.delta"]
 
 
 @pytest.mark.parametrize(
