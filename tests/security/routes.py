@@ -35,7 +35,11 @@ STAFF_BODIES: dict[str, dict[str, Any]] = {
     "desk-human-request-answer": {"answer": "matrix answer"},
     "desk-approval-approve": {},
     "desk-approval-reject": {"review": "matrix review", "next": "human"},
+    "desk-customer-detail": {"tier": "standard"},
 }
+# Methods of staff routes that also need a model permission (supervisors, as in the
+# admin): agents get 403 there, superusers get through.
+SUPERVISOR_ONLY: set[tuple[str, str]] = {("desk-customer-detail", "PATCH")}
 CUSTOMER_BODIES: dict[str, dict[str, Any]] = {
     "thread-messages": {"content": "matrix message"},
     "thread-handoff": {},
@@ -68,6 +72,7 @@ CLASSIFIED: dict[str, str] = {
     "desk-approval-approve": STAFF_API,
     "desk-approval-reject": STAFF_API,
     "desk-usage": STAFF_API,
+    "desk-customer-detail": STAFF_API,
     "schema": PUBLIC,
     "docs": PUBLIC,
     "healthz": PUBLIC,

@@ -169,16 +169,22 @@ def test_it_refuses_staff_endpoints_to_everyone_but_agents(route: Route, world: 
     assert snapshot() == before
 
 
-@pytest.mark.parametrize("principal", ["staff_token", "agent_member_token", "staff_session"])
+@pytest.mark.parametrize(
+    "principal", ["staff_token", "agent_member_token", "staff_session", "superuser_token"]
+)
 @pytest.mark.parametrize("route", STAFF_ROUTES, ids=_ids(STAFF_ROUTES))
 def test_it_lets_agents_use_staff_endpoints(route: Route, principal: str, world: World) -> None:
     # The positive control: the URL, its objects and its body are right, so the
-    # refusals above are the access rule's doing.
+    # refusals above are the access rule's doing. Supervisor-only methods refuse agents.
     url = url_of(route, world)
     for method in route.methods():
         response = call(
             client(world, principal), route, method, url, routes.STAFF_BODIES.get(route.name)
         )
+        if (route.name, method) in routes.SUPERVISOR_ONLY and principal != "superuser_token":
+            assert response.status_code == 403, (method, url, response.content)
+            assert error_code(response) == "permission_denied"
+            continue
         assert 200 <= response.status_code < 300, (method, url, response.content)
 
 
@@ -348,7 +354,8 @@ def test_it_requires_the_csrf_token_with_session_auth(route: Route, world: World
 
 @pytest.mark.parametrize("route", CSRF_API_ROUTES, ids=_ids(CSRF_API_ROUTES))
 def test_it_accepts_session_requests_that_carry_the_csrf_token(route: Route, world: World) -> None:
-    api = client(world, "staff_session", enforce_csrf=True)
+    supervisor = any((route.name, method) in routes.SUPERVISOR_ONLY for method in _unsafe(route))
+    api = client(world, "superuser_session" if supervisor else "staff_session", enforce_csrf=True)
     api.get("/desk/")  # sets the csrftoken cookie, as the desk page does
     csrf = api.cookies["csrftoken"].value
     for method in _unsafe(route):

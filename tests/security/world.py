@@ -24,10 +24,12 @@ from escalations.models import (
     BusinessHours,
     Escalation,
     HumanRequest,
+    OutboxMessage,
     Queue,
     RoutingRule,
     SLABreach,
     SLAPolicy,
+    WebhookEndpoint,
 )
 from supportdesk.agent.models import AgentTurn, KnowledgeArticle, ModelCall, WorkerHeartbeat
 from tests.factories import UserFactory, make_thread
@@ -57,6 +59,7 @@ class World:
             "escalation_id": self.escalation.pk,
             "request_id": self.human_request.pk,
             "draft_id": self.draft.pk,
+            "customer_id": self.thread.customer_id,
         }
 
 
@@ -112,6 +115,14 @@ def build_world() -> World:
         priority="normal",
         due_at=timezone.now() - timedelta(minutes=5),
         breached_at=timezone.now(),
+    )
+    endpoint = WebhookEndpoint.objects.create(url="https://hooks.example/matrix")
+    OutboxMessage.objects.create(
+        kind="webhook",
+        endpoint=endpoint,
+        event="escalation.created",
+        payload={"matrix": True},
+        next_attempt_at=timezone.now(),
     )
     assert hours.pk and policy.pk
 
