@@ -230,6 +230,22 @@ def test_it_recovers_when_a_retry_succeeds(
     assert not Escalation.objects.exists()
 
 
+def test_it_retries_a_stream_cut_mid_way(
+    llm: ScriptedLLMServer, customer_client: APIClient, thread_and_token: tuple[Thread, str]
+) -> None:
+    thread, _ = thread_and_token
+    llm.push_many(
+        [cut_stream(after_chunks=3, reply=final("Half an answer", 0.9)), final("Whole.", 0.9)]
+    )
+    post(customer_client, thread, "Hello?")
+    drain()
+    assert len(llm.requests) == 2
+    turn = only_turn(thread)
+    # Retried inside the model call, not by re-running the turn after a crash.
+    assert (turn.outcome, turn.attempts, turn.error) == ("reply", 1, "")
+    assert customer_view(customer_client, thread)[-1]["content"] == "Whole."
+
+
 def test_it_retries_invalid_structured_output_once_then_escalates(
     llm: ScriptedLLMServer, customer_client: APIClient, thread_and_token: tuple[Thread, str]
 ) -> None:
