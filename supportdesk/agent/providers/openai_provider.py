@@ -108,10 +108,9 @@ class ReplyStreamer:
         self.on_delta = on_delta
         self.threshold = threshold
         self.buffer = ""
-        self.reply_start: int | None = None
+        self.position: int | None = None  # where the undecoded rest of the reply starts
         self.open = False
         self.done = False
-        self.emitted = 0  # characters of the decoded reply already forwarded
 
     def restart(self) -> None:
         """A new attempt streams the answer from its start; ``emitted`` is kept."""
@@ -124,11 +123,11 @@ class ReplyStreamer:
         if self.done:
             return
         self.buffer += chunk
-        if self.reply_start is None:
+        if self.position is None:
             match = self._HEAD.search(self.buffer)
             if match is None:
                 return
-            self.reply_start = match.end()
+            self.position = match.end()
             try:
                 confidence = float(match.group("c"))
             except ValueError:
@@ -136,38 +135,59 @@ class ReplyStreamer:
             self.open = confidence >= self.threshold and match.group("h") == "false"
         if not self.open:
             return
-        decoded, finished = _decode_partial_string(self.buffer[self.reply_start :])
-        if len(decoded) > self.emitted:
-            self.on_delta(decoded[self.emitted :])
-            self.emitted = len(decoded)
-        self.done = finished
+        # Only what arrived since the last chunk is decoded (an escape cut in half waits
+        # for its other half).
+        decoded, self.position, self.done = _decode_partial_string(self.buffer, self.position)
+        if decoded:
+            self.on_delta(decoded)
 
 
-def _decode_partial_string(raw: str) -> tuple[str, bool]:
-    """Decode a JSON string body that may be cut anywhere; (text so far, closed?)."""
+_PLAIN = re.compile(r'[^"\\]+')
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
+
+
+def _decode_partial_string(raw: str, start: int = 0) -> tuple[str, int, bool]:
+    """Decode the body of a JSON string from ``raw[start:]``, which may be cut anywhere:
+    (the text decoded, the index where decoding stopped, whether the string closed)."""
     out: list[str] = []
-    i = 0
-    while i < len(raw):
-        ch = raw[i]
-        if ch == '"':
-            return "".join(out), True
-        if ch == "\\":
-            if i + 1 >= len(raw):
+    i = start
+    end = len(raw)
+    while i < end:
+        plain = _PLAIN.match(raw, i)
+        if plain is not None:
+            out.append(plain.group())
+            i = plain.end()
+            continue
+        if raw[i] == '"':
+            return "".join(out), i + 1, True
+        # A backslash: decode the escape once it has arrived whole.
+        if i + 1 >= end:
+            break
+        escape = raw[i + 1]
+        if escape == "u":
+            if i + 6 > end:
                 break
-            esc = raw[i + 1]
-            if esc == "u":
-                if i + 6 > len(raw):
-                    break
-                with contextlib.suppress(ValueError):
-                    out.append(chr(int(raw[i + 2 : i + 6], 16)))
+            try:
+                code = int(raw[i + 2 : i + 6], 16)
+            except ValueError:
                 i += 6
                 continue
-            out.append({"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}.get(esc, esc))
-            i += 2
+            if 0xD800 <= code < 0xDC00 and "\\u".startswith(raw[i + 6 : i + 8]):
+                # A surrogate pair (an emoji, as json.dumps writes it) becomes one character.
+                if i + 12 > end:
+                    break
+                with contextlib.suppress(ValueError):
+                    low = int(raw[i + 8 : i + 12], 16)
+                    if 0xDC00 <= low < 0xE000:
+                        out.append(chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)))
+                        i += 12
+                        continue
+            out.append(chr(code))
+            i += 6
             continue
-        out.append(ch)
-        i += 1
-    return "".join(out), False
+        out.append(_ESCAPES.get(escape, escape))
+        i += 2
+    return "".join(out), i, False
 
 
 _RETRYABLE = (
