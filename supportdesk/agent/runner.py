@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -58,6 +58,10 @@ class LeaseLost(Exception):
 class Lease:
     turn_id: Any
     owner: str
+    # Fields of the turn to store with its next lease-checked write (the routing
+    # decision): a write of their own right after the claim would only renew the lease
+    # the claim has just set.
+    pending: dict[str, Any] = field(default_factory=dict)
 
 
 # --- scheduling ----------------------------------------------------------------------
@@ -168,12 +172,13 @@ def turn_claim(turn_id: Any, worker_id: str) -> Lease | None:
 
 
 def _renew(lease: Lease, **fields: Any) -> None:
-    """Extend the lease (and write ``fields``) or raise LeaseLost."""
+    """Extend the lease (and write ``fields`` and the pending ones) or raise LeaseLost."""
     updated = AgentTurn.objects.filter(
         pk=lease.turn_id, status=TurnStatus.RUNNING, lease_owner=lease.owner
-    ).update(leased_until=_lease_until(), updated_at=timezone.now(), **fields)
+    ).update(leased_until=_lease_until(), updated_at=timezone.now(), **lease.pending, **fields)
     if not updated:
         raise LeaseLost(str(lease.turn_id))
+    lease.pending = {}
 
 
 def _finish(
@@ -186,6 +191,7 @@ def _finish(
 ) -> None:
     """Mark the turn finished; must run inside the transaction that wrote the outcome."""
     fields: dict[str, Any] = {
+        **lease.pending,
         "status": status,
         "outcome": outcome,
         "outcome_message": message,
@@ -201,6 +207,7 @@ def _finish(
     ).update(**fields)
     if not updated:
         raise LeaseLost(str(lease.turn_id))
+    lease.pending = {}
     events.emit(
         "turn.updated",
         thread_id=None,
@@ -394,7 +401,8 @@ def turn_run(turn_id: Any, *, worker_id: str = "inline", refresh: bool = True) -
     lease = turn_claim(turn_id, worker_id)
     if lease is None:
         return None
-    turn = AgentTurn.objects.select_related("thread__customer", "trigger_message").get(pk=turn_id)
+    # The customer is not read on the way to a reply; the rare paths that need it load it.
+    turn = AgentTurn.objects.select_related("thread", "trigger_message").get(pk=turn_id)
     try:
         _execute(lease, turn)
     except LeaseLost:
@@ -431,33 +439,36 @@ def _after_crash(lease: Lease, turn: AgentTurn, exc: Exception) -> None:
 def _execute(lease: Lease, turn: AgentTurn) -> None:
     thread = turn.thread  # read with the turn, right after the claim
     trigger = turn.trigger_message
-    if trigger is not None:
+    # Nothing was written after the trigger (the usual case): no newer message to look for.
+    if trigger is not None and thread.last_seq > trigger.seq and not turn.step_message_ids:
         newer = Message.objects.filter(
             thread=thread, role=Role.USER, seq__gt=trigger.seq, turns__kind=TurnKind.REPLY
         ).exists()
-        if newer and not turn.step_message_ids:
+        if newer:
             # The newer message's turn answers with the whole conversation in view.
             with transaction.atomic():
                 _finish(lease, Outcome.SUPERSEDED)
             return
 
     if not turn.decision:
+        model_calls: list[bool] = []
+
+        def record(completion: Completion, purpose: str, ok: bool) -> None:
+            model_calls.append(ok)
+            _record_router_call(turn, completion, purpose, ok)
+
         routed = router.route(
-            router.RouteContext(
-                thread=thread,
-                message=trigger,
-                record_call=lambda completion, purpose, ok: _record_router_call(
-                    turn, completion, purpose, ok
-                ),
-            )
+            router.RouteContext(thread=thread, message=trigger, record_call=record)
         )
-        _renew(
-            lease,
-            decision=routed.decision,
-            decision_step=routed.step,
-            decision_reason=routed.reason[:500],
-            topic=routed.topic,
-        )
+        lease.pending = {
+            "decision": routed.decision,
+            "decision_step": routed.step,
+            "decision_reason": routed.reason[:500],
+            "topic": routed.topic,
+        }
+        if model_calls:
+            # A classifier call took time: renew now rather than with the next write.
+            _renew(lease)
         turn.decision = routed.decision
         turn.topic = routed.topic
         if routed.decision == Decision.HUMAN:

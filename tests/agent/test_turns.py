@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from escalations.models import Escalation, HumanRequest
 from supportdesk.agent.models import AgentTurn, ModelCall
+from supportdesk.agent.runner import turn_run
 from tests.factories import make_thread
 from tests.llm_server import (
     ScriptedLLMServer,
@@ -59,6 +62,24 @@ def test_it_posts_a_confident_reply(
     assert (turn.status, turn.outcome, turn.decision) == ("done", "reply", "ai")
     reply = Message.objects.get(pk=turn.outcome_message_id)
     assert (reply.provider, reply.model, reply.visibility) == ("openai", "gpt-test", "public")
+
+
+def test_it_writes_the_turn_twice_on_the_way_to_a_reply(
+    llm: ScriptedLLMServer, customer_client: APIClient, thread_and_token: tuple[Thread, str]
+) -> None:
+    thread, _ = thread_and_token
+    llm.push(final("Hello!", 0.9))
+    post(customer_client, thread, "hi")
+    turn = only_turn(thread)
+    with CaptureQueriesContext(connection) as captured:
+        turn_run(turn.pk, worker_id="test", refresh=False)
+    # The claim, the read right after it, and the end with the reply; the routing
+    # decision goes with the end, and nothing looks for newer messages when the trigger
+    # is the thread's last one.
+    turn_sql = [q["sql"] for q in captured.captured_queries if '"agent_agentturn"' in q["sql"]]
+    assert [sql.split()[0] for sql in turn_sql] == ["UPDATE", "SELECT", "UPDATE"]
+    turn.refresh_from_db()
+    assert (turn.outcome, turn.decision, turn.decision_step) == ("reply", "ai", "default")
 
 
 def test_it_asks_for_structured_output_with_tools(
