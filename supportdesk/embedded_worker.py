@@ -28,12 +28,10 @@ def start() -> None:
     if _started:
         return
     _started = True
-    from django_tasks_db.management.commands.db_worker import Worker
-
-    from supportdesk.agent.worker import run_through_outages, sweep_forever
+    from supportdesk.agent.worker import TurnWorker, run_through_outages, sweep_forever
 
     worker_id = f"embedded-{socket.gethostname()[:30]}-{os.getpid()}"
-    worker = Worker(
+    worker = TurnWorker(
         queue_names=["default"],
         interval=settings.SUPPORTDESK_WORKER_POLL_SECONDS,
         batch=False,

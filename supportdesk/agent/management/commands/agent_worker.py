@@ -1,7 +1,8 @@
 """``manage.py agent_worker``: run AI turns in production (one process per command).
 
-The django-tasks-db worker loop executes queued tasks; beside it a sweeper thread
-re-queues turns whose worker died (expired lease) and records this worker's heartbeat.
+The django-tasks-db worker loop (``TurnWorker``, which claims a task in one statement on
+PostgreSQL) executes queued tasks; beside it a sweeper thread re-queues turns whose
+worker died (expired lease) and records this worker's heartbeat.
 Run several for more throughput; on PostgreSQL they claim tasks with SKIP LOCKED.
 A database outage does not end the process: it waits and polls again (a turn that was
 running comes back through its expired lease).
@@ -16,9 +17,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections, connection
-from django_tasks_db.management.commands.db_worker import Worker
 
-from supportdesk.agent.worker import run_through_outages, sweep_forever
+from supportdesk.agent.worker import TurnWorker, run_through_outages, sweep_forever
 
 
 class Command(BaseCommand):
@@ -50,7 +50,7 @@ class Command(BaseCommand):
         )
         sweeper.start()
         self.stdout.write(f"agent worker {worker_id} polling every {options['interval']}s")
-        worker = Worker(
+        worker = TurnWorker(
             queue_names=["default"],
             interval=options["interval"],
             batch=False,
