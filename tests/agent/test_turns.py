@@ -78,6 +78,11 @@ def test_it_writes_the_turn_twice_on_the_way_to_a_reply(
     # is the thread's last one.
     turn_sql = [q["sql"] for q in captured.captured_queries if '"agent_agentturn"' in q["sql"]]
     assert [sql.split()[0] for sql in turn_sql] == ["UPDATE", "SELECT", "UPDATE"]
+    # One read of the message window, whose columns are all the prompt needs.
+    message_reads = [
+        q for q in captured.captured_queries if q["sql"].startswith('SELECT "threads_message"')
+    ]
+    assert len(message_reads) == 1
     turn.refresh_from_db()
     assert (turn.outcome, turn.decision, turn.decision_step) == ("reply", "ai", "default")
 
