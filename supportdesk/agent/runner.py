@@ -250,6 +250,12 @@ def record_call(
 # --- outcomes ------------------------------------------------------------------------
 
 
+def _pending_topic(lease: Lease) -> str | None:
+    """The router's topic while it waits to be written with the turn's next write (the
+    escalation's topic resolver would not see it in the row yet); None: ask the resolver."""
+    return lease.pending.get("topic") or None
+
+
 def _escalate(
     lease: Lease,
     thread: Thread,
@@ -268,6 +274,7 @@ def _escalate(
             ai_suggestion=suggestion,
             confidence=confidence,
             turn_id=lease.turn_id,
+            topic=_pending_topic(lease),
         )
         _finish(lease, Outcome.ESCALATION, error=error)
 
@@ -711,6 +718,7 @@ def _tool_step(
                 source=EscalationSource.TOOL,
                 reason=escalation.argument,
                 turn_id=lease.turn_id,
+                topic=_pending_topic(lease),
             )
             _finish(lease, Outcome.ESCALATION)
             return True

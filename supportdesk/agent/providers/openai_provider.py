@@ -111,13 +111,16 @@ class ReplyStreamer:
         self.position: int | None = None  # where the undecoded rest of the reply starts
         self.open = False
         self.done = False
+        self.seen = 0  # characters of the reply decoded in this attempt
+        self.emitted = 0  # characters of the reply forwarded, over every attempt
 
     def restart(self) -> None:
         """A new attempt streams the answer from its start; ``emitted`` is kept."""
         self.buffer = ""
-        self.reply_start = None
+        self.position = None
         self.open = False
         self.done = False
+        self.seen = 0
 
     def feed(self, chunk: str) -> None:
         if self.done:
@@ -138,8 +141,12 @@ class ReplyStreamer:
         # Only what arrived since the last chunk is decoded (an escape cut in half waits
         # for its other half).
         decoded, self.position, self.done = _decode_partial_string(self.buffer, self.position)
-        if decoded:
-            self.on_delta(decoded)
+        start, self.seen = self.seen, self.seen + len(decoded)
+        if self.seen > self.emitted:
+            # A retried attempt repeats what went out before the cut: only the rest goes.
+            fresh = decoded[max(0, self.emitted - start) :]
+            self.emitted = self.seen
+            self.on_delta(fresh)
 
 
 _PLAIN = re.compile(r'[^"\\]+')
