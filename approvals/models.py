@@ -88,6 +88,8 @@ class ApprovalDraft(models.Model):
             # columns lets SQLite (which has no statistics) pick this over draft_status_idx.
             models.Index(fields=["thread", "status"], name="draft_thread_status_idx"),
             models.Index(fields=["status", "expires_at"], name="draft_expiry_idx"),
+            # The admin changelist's ordering, newest first: its page is a range of this.
+            models.Index(fields=["-created_at", "-id"], name="draft_created_idx"),
         ]
 
     def __str__(self) -> str:

@@ -127,6 +127,8 @@ class Escalation(models.Model):
             # equality columns makes SQLite (no statistics) use this, not the status index.
             models.Index(fields=["thread", "status"], name="escalation_thread_status_idx"),
             models.Index(fields=["source", "-created_at"], name="escalation_source_idx"),
+            # The admin changelist's ordering, newest first: its page is a range of this.
+            models.Index(fields=["-created_at", "-id"], name="escalation_created_idx"),
             # The assigner: a queue's waiting work, highest priority then oldest first.
             models.Index(
                 fields=["queue", "priority_rank", "created_at"],
@@ -195,6 +197,8 @@ class HumanRequest(models.Model):
             models.Index(fields=["status", "expires_at"], name="human_request_status_idx"),
             models.Index(fields=["thread", "-created_at"], name="human_request_thread_idx"),
             models.Index(fields=["thread", "status"], name="hr_thread_status_idx"),
+            # The admin changelist's ordering, newest first: its page is a range of this.
+            models.Index(fields=["-created_at", "-id"], name="human_request_created_idx"),
         ]
 
     def __str__(self) -> str:

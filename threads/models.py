@@ -38,6 +38,8 @@ class Customer(models.Model):
         indexes = [
             models.Index(fields=["email"], name="customer_email_idx"),
             models.Index(fields=["external_id"], name="customer_external_id_idx"),
+            # The admin changelist's ordering, newest first: its page is a range of this.
+            models.Index(fields=["-created_at", "-id"], name="customer_created_idx"),
         ]
         constraints = [
             # One row per verified identity, so tier and history follow the customer.
@@ -249,7 +251,11 @@ class Assignment(models.Model):
 
     class Meta:
         ordering = ["thread", "id"]
-        indexes = [models.Index(fields=["thread", "id"], name="assignment_thread_idx")]
+        indexes = [
+            models.Index(fields=["thread", "id"], name="assignment_thread_idx"),
+            # The admin's date hierarchy reads the first and last rows' dates from it.
+            models.Index(fields=["created_at"], name="assignment_created_idx"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(responder__in=Responder.values), name="assignment_responder_valid"
