@@ -20,12 +20,13 @@ from django.utils.text import Truncator
 
 from approvals import services
 from approvals.models import ApprovalDraft, RejectNext
+from supportdesk.changelists import LargeTableAdmin
 from threads.admin import CONTENT_PREVIEW_CHARS, ReadOnlyAdminMixin
 from threads.exceptions import DomainError
 
 
 @admin.register(ApprovalDraft)
-class ApprovalDraftAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ApprovalDraftAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     list_display = (
         "thread",
         "kind",
@@ -39,7 +40,7 @@ class ApprovalDraftAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("=thread__id", "content")
     list_select_related = ("thread", "decided_by")
     date_hierarchy = "created_at"
-    ordering = ("-created_at",)
+    ordering = ("-created_at", "-id")  # draft_created_idx
     fieldsets = (
         (None, {"fields": ("id", "thread", "kind", "status", "confidence", "content")}),
         (

@@ -24,13 +24,14 @@ from django.utils.text import Truncator
 
 from escalations import services
 from escalations.models import Escalation, HumanRequest
+from supportdesk.changelists import LargeTableAdmin
 from threads.admin import CONTENT_PREVIEW_CHARS, ReadOnlyAdminMixin
 from threads.exceptions import DomainError
 from threads.models import Responder
 
 
 @admin.register(Escalation)
-class EscalationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class EscalationAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     list_display = (
         "thread",
         "source",
@@ -45,7 +46,7 @@ class EscalationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("=thread__id", "reason")
     list_select_related = ("thread", "claimed_by")
     date_hierarchy = "created_at"
-    ordering = ("-created_at",)
+    ordering = ("-created_at", "-id")  # escalation_created_idx
     fieldsets = (
         (None, {"fields": ("id", "thread", "source", "status", "priority", "topic", "reason")}),
         ("What the AI had", {"fields": ("confidence", "ai_suggestion", "summary", "turn_id")}),
@@ -135,7 +136,7 @@ class EscalationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(HumanRequest)
-class HumanRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class HumanRequestAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     list_display = (
         "thread",
         "question_preview",
@@ -148,7 +149,7 @@ class HumanRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("=thread__id", "question", "answer")
     list_select_related = ("thread", "answered_by")
     date_hierarchy = "created_at"
-    ordering = ("-created_at",)
+    ordering = ("-created_at", "-id")  # human_request_created_idx
     fields = (
         "id",
         "thread",
