@@ -33,7 +33,7 @@ from django.contrib.admin.utils import build_q_object_from_lookup_parameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db import connections, models
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Value
 from django.http import HttpRequest
 from django.utils import formats, timezone
 from django.utils.text import capfirst
@@ -84,37 +84,37 @@ class CappedCountPaginator(Paginator):
         queryset = self.object_list
         if not isinstance(queryset, QuerySet):
             return super().count
-        # No ORDER BY: any cap + 1 rows will do, read from whichever index is cheapest;
-        # only their keys, without the per-row annotations of the page.
-        capped = queryset.order_by().values("pk")[: self.cap + 1]
-        estimate = None
-        if connections[queryset.db].vendor == "postgresql" and not queryset.query.has_filters():
-            counted, estimate = self._count_and_estimate(capped)
-        else:
-            counted = capped.count()
+        counted, estimate = self._count(queryset)
         if counted <= self.cap:
             return counted
         if estimate is not None and estimate > self.cap:
             return CountAtLeast(self.cap, f"about {_grouped(_two_figures(estimate))}")
         return CountAtLeast(self.cap, f"{_grouped(self.cap)}+")
 
-    @staticmethod
-    def _count_and_estimate(capped: QuerySet[Any]) -> tuple[int, int | None]:
-        """The capped count and PostgreSQL's row estimate of the table, in one query
-        (so a list costs as many queries over the cap as under it)."""
-        connection = connections[capped.db]
-        inner, params = capped.query.get_compiler(using=capped.db).as_sql()
-        table = connection.ops.quote_name(capped.model._meta.db_table)
+    def _count(self, queryset: QuerySet[Any]) -> tuple[int, int | None]:
+        """The rows of ``queryset`` up to ``cap + 1``, and on PostgreSQL for an unfiltered
+        list the planner's estimate of the table's rows, in one query (so a list costs
+        as many queries over the cap as under it)."""
+        # No ORDER BY: any cap + 1 rows will do. No columns (SELECT 1; not the page's
+        # per-row annotations, not even the key): an index on the filtered columns then
+        # answers alone, without visiting the table for each row counted.
+        rows = queryset.order_by()
+        if rows.query.distinct:  # a DISTINCT list counts its distinct keys
+            capped = rows.values("pk")[: self.cap + 1]
+        else:
+            capped = rows.annotate(one=Value(1)).values("one")[: self.cap + 1]
+        connection = connections[queryset.db]
+        inner, params = capped.query.get_compiler(using=queryset.db).as_sql()
+        columns, column_params = "COUNT(*)", []
+        if connection.vendor == "postgresql" and not queryset.query.has_filters():
+            columns += ", (SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s))"
+            column_params = [connection.ops.quote_name(queryset.model._meta.db_table)]
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT COUNT(*), (SELECT reltuples FROM pg_class "
-                f"WHERE oid = to_regclass(%s)) FROM ({inner}) AS capped",
-                [table, *params],
-            )
-            counted, reltuples = cursor.fetchone()
-        # -1: the table was never analyzed.
-        estimate = int(reltuples) if reltuples is not None and reltuples >= 0 else None
-        return int(counted), estimate
+            cursor.execute(f"SELECT {columns} FROM ({inner}) capped", [*column_params, *params])
+            row = cursor.fetchone()
+        # reltuples is -1 until the table is first analyzed.
+        estimate = int(row[1]) if len(row) > 1 and row[1] is not None and row[1] >= 0 else None
+        return int(row[0]), estimate
 
 
 def date_hierarchy_context(cl: LargeTableChangeList) -> dict[str, Any]:

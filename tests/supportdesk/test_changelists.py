@@ -123,6 +123,15 @@ def test_it_reads_at_most_one_row_past_the_cap(cap: int) -> None:
     assert "ORDER BY" not in sql
 
 
+def test_it_counts_the_rows_of_a_distinct_list(cap: int) -> None:
+    for thread in _threads(2):
+        _message(thread, "offline")
+        _message(thread, "openai")
+    with_messages = Thread.objects.filter(messages__provider__isnull=False)
+    assert CappedCountPaginator(with_messages, 2).count == 3  # 4 joined rows, capped
+    assert CappedCountPaginator(with_messages.distinct(), 2).count == 2
+
+
 def test_it_shows_a_count_past_the_cap_as_at_least_the_cap(cap: int) -> None:
     _threads(5)
     count = CappedCountPaginator(Thread.objects.filter(status="open"), 2).count
