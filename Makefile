@@ -76,8 +76,10 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The embedded default (SQLite, in-memory layer), then PostgreSQL (+ Redis) when
+# DATABASE_URL (and REDIS_URL) are set; e.g. BENCH_ARGS="--quick" or "--record".
 bench: install
-	SECRET_KEY=$${SECRET_KEY:-insecure-bench-key} $(BIN)/python bench/run.py
+	SECRET_KEY=$${SECRET_KEY:-insecure-bench-key} $(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -22,6 +22,7 @@ from benchlib import (
     Databases,
     Gunicorn,
     Scenario,
+    auth_header,
     interleaved,
     load_generator,
     log,
@@ -50,21 +51,21 @@ def inspect_queries(
             "name": "bare",
             "method": "POST",
             "path": BARE_PATH,
-            "auth": f"Token {staff}",
+            "headers": auth_header(f"Token {staff}"),
             "body": {"content": CONTENT},
         },
         {
             "name": "message_post",
             "method": "POST",
             "path": f"/api/v1/threads/{thread_id}/messages/",
-            "auth": f"Bearer {token}",
+            "headers": auth_header(f"Bearer {token}"),
             "body": {"content": CONTENT},
         },
         {
             "name": "staff_reply",
             "method": "POST",
             "path": f"/api/v1/desk/threads/{owned[0]}/reply/",
-            "auth": f"Token {staff}",
+            "headers": auth_header(f"Token {staff}"),
             "body": {"content": CONTENT},
         },
     ]
@@ -100,7 +101,7 @@ def run(
             "bare",
             server.port,
             "POST",
-            [(BARE_PATH, f"Token {staff}")],
+            [(BARE_PATH, auth_header(f"Token {staff}"))],
             body={"content": CONTENT},
             expect=201,
         )
@@ -109,7 +110,7 @@ def run(
             server.port,
             "POST",
             [
-                (f"/api/v1/threads/{tid}/messages/", f"Bearer {tok}")
+                (f"/api/v1/threads/{tid}/messages/", auth_header(f"Bearer {tok}"))
                 for tid, tok in customer_threads
             ],
             body={"content": CONTENT},
@@ -119,7 +120,10 @@ def run(
             "staff_reply",
             server.port,
             "POST",
-            [(f"/api/v1/desk/threads/{tid}/reply/", f"Token {staff}") for tid, _ in owned_threads],
+            [
+                (f"/api/v1/desk/threads/{tid}/reply/", auth_header(f"Token {staff}"))
+                for tid, _ in owned_threads
+            ],
             body={"content": CONTENT},
             expect=201,
         )
@@ -128,10 +132,8 @@ def run(
         bare_1 = dataclasses.replace(bare, name="bare_c1", connections=1)
         message_1 = dataclasses.replace(message, name="message_post_c1", connections=1)
         for scenario in (bare, message, reply):
-            path, auth = scenario.targets[0]
-            status, body = request(
-                server.port, "POST", path, headers={"Authorization": auth}, body=scenario.body
-            )
+            path, headers = scenario.targets[0]
+            status, body = request(server.port, "POST", path, headers=headers, body=scenario.body)
             if status != scenario.expect:
                 raise RuntimeError(f"{scenario.name}: {status} {body}\n{server.log_tail()}")
         with load_generator(connections, use_wrk) as load:

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ PYTHON = sys.executable
 HOST = "127.0.0.1"
 DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/bench"
 WRK_SCRIPT = BENCH_DIR / "wrk.lua"
+Headers = Mapping[str, str]  # request headers, e.g. {"Authorization": "Token …"}
 
 
 def log(message: str) -> None:
@@ -42,10 +43,13 @@ def log(message: str) -> None:
 
 
 class Database:
-    """One dedicated, throw-away database of the bench (created empty, then migrated)."""
+    """One dedicated, throw-away database of the bench (created empty, then migrated),
+    and the Redis its servers use (``redis_url``; None: the in-memory channel layer and
+    cache, as in the embedded default)."""
 
     url: str
     label: str
+    redis_url: str | None = None
 
     def create(self) -> None:
         raise NotImplementedError
@@ -111,8 +115,9 @@ class Databases:
     whose names always contain ``bench`` (so a DATABASE_URL naming a real database is
     only used for its server and credentials, never dropped)."""
 
-    def __init__(self, postgres_url: str | None) -> None:
+    def __init__(self, postgres_url: str | None, redis_url: str | None = None) -> None:
         self.postgres_url = postgres_url
+        self.redis_url = redis_url or None
         self.tmpdir: Path | None = None
         self.made: list[Database] = []
         if postgres_url:
@@ -125,6 +130,11 @@ class Databases:
     def kind(self) -> str:
         return "postgres" if self.postgres_url else "sqlite"
 
+    @property
+    def label(self) -> str:
+        """The set-up as the results table names it: ``sqlite``, ``postgres+redis``, …"""
+        return self.kind + ("+redis" if self.redis_url else "")
+
     def new(self, suffix: str) -> Database:
         database: Database
         if self.postgres_url:
@@ -132,6 +142,7 @@ class Databases:
         else:
             assert self.tmpdir is not None
             database = SqliteDatabase(self.tmpdir / f"{suffix}.sqlite3")
+        database.redis_url = self.redis_url
         database.create()
         self.made.append(database)
         return database
@@ -147,6 +158,12 @@ class Databases:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
+def redis_url_from_env() -> str | None:
+    """The Redis of REDIS_URL (redis:// or rediss://), if one is set."""
+    url = os.environ.get("REDIS_URL", "")
+    return url if urlsplit(url).scheme in {"redis", "rediss"} else None
+
+
 def postgres_url_from(args_postgres: bool) -> str | None:
     """The PostgreSQL server to use: ``--postgres``, or a postgres DATABASE_URL."""
     env_url = os.environ.get("DATABASE_URL", "")
@@ -159,7 +176,11 @@ def postgres_url_from(args_postgres: bool) -> str | None:
 
 
 def server_env(database: Database, **extra: str) -> dict[str, str]:
+    """The environment of the bench's Django processes on ``database``: its own
+    DATABASE_URL, and REDIS_URL only when the run uses Redis (with key prefixes of the
+    bench's own, so nothing mixes with a deployment sharing that Redis database)."""
     env = dict(os.environ)
+    env.pop("REDIS_URL", None)
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "supportdesk.settings",
@@ -172,6 +193,10 @@ def server_env(database: Database, **extra: str) -> dict[str, str]:
             "PYTHONDONTWRITEBYTECODE": "1",
         }
     )
+    if database.redis_url:
+        env["REDIS_URL"] = database.redis_url
+        env["CACHE_KEY_PREFIX"] = "supportdesk-bench"
+        env["CHANNEL_LAYER_PREFIX"] = "supportdesk-bench"
     env.update(extra)
     return env
 
@@ -248,7 +273,7 @@ def request(
     method: str,
     path: str,
     *,
-    headers: dict[str, str] | None = None,
+    headers: Headers | None = None,
     body: Any = None,
     timeout: float = 10.0,
 ) -> tuple[int, Any]:
@@ -473,24 +498,45 @@ class Service:
 # --- Load generation ---------------------------------------------------------------
 
 
+def auth_header(value: str) -> dict[str, str]:
+    """The headers of a request authenticated by an ``Authorization`` value."""
+    return {"Authorization": value}
+
+
+def cookie_header(cookies: Mapping[str, str]) -> dict[str, str]:
+    """The headers of a request that sends ``cookies`` (e.g. an admin session)."""
+    return {"Cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}
+
+
 @dataclass
 class Scenario:
-    """Requests to fire at one server: a method, a body, and (path, Authorization) pairs
-    that are used in rotation (e.g. one pair per thread, so no row is a hot spot)."""
+    """Requests to fire at one server: a method, a body, and (path, headers) targets
+    that are used in rotation (e.g. one per thread with its token, so no row is a hot
+    spot). The headers are whatever authenticates the request: ``Authorization``, a
+    session ``Cookie``."""
 
     name: str
     port: int
     method: str
-    targets: Sequence[tuple[str, str]]
+    targets: Sequence[tuple[str, Headers]]
     body: Any = None
     expect: int = 200
     connections: int | None = None  # None: the load generator's default
     _file: Path | None = field(default=None, repr=False)
 
     def request_file(self, directory: Path) -> Path:
+        """One line per target for wrk.lua: the path, then one tab-separated
+        ``Name: value`` field per header."""
         if self._file is None:
             self._file = directory / f"{self.name}.requests"
-            lines = [f"{path}\t{auth}" for path, auth in self.targets]
+            lines = []
+            for path, headers in self.targets:
+                fields = [path]
+                for name, value in headers.items():
+                    if "\t" in name + value or "\n" in name + value or ":" in name:
+                        raise ValueError(f"header {name!r} cannot be passed to wrk")
+                    fields.append(f"{name}: {value}")
+                lines.append("\t".join(fields))
             self._file.write_text("\n".join(lines) + "\n")
             body_file = directory / f"{self.name}.body"
             body_file.write_text("" if self.body is None else json.dumps(self.body))
@@ -586,9 +632,9 @@ class LoadGenerator:
             for _ in range(1_000_000):
                 if time.monotonic() >= deadline:
                     break
-                path, auth = targets[index % len(targets)]
+                path, target_headers = targets[index % len(targets)]
                 index += 1
-                headers = {"Authorization": auth}
+                headers = dict(target_headers)
                 if payload is not None:
                     headers["Content-Type"] = "application/json"
                 started = time.perf_counter()

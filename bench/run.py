@@ -1,8 +1,11 @@
 """Run every benchmark of bench/ and print their ratios against the targets.
 
-    python bench/run.py                 # SQLite (or PostgreSQL if DATABASE_URL is postgres://)
-    python bench/run.py --postgres      # PostgreSQL on the local server (database "bench*")
-    python bench/run.py --both --record # both, and append the figures to bench/README.md
+    python bench/run.py                 # the embedded default (SQLite, in-memory layer),
+                                        # then PostgreSQL (+ Redis) if DATABASE_URL is
+                                        # postgres:// (and REDIS_URL is set)
+    python bench/run.py --sqlite        # the embedded default only
+    python bench/run.py --postgres      # PostgreSQL only (DATABASE_URL's server, else local)
+    python bench/run.py --both --record # SQLite and PostgreSQL; append to bench/README.md
     python bench/run.py --both --only turns --record   # the AI turns benchmark alone
 
 Each figure is a ratio of two things measured side by side in one run, so the noise of a
@@ -28,7 +31,15 @@ import desk_list
 import ops
 import turns
 import ws
-from benchlib import BENCH_DIR, DEFAULT_POSTGRES_URL, ROOT, Databases, log, postgres_url_from
+from benchlib import (
+    BENCH_DIR,
+    DEFAULT_POSTGRES_URL,
+    ROOT,
+    Databases,
+    log,
+    postgres_url_from,
+    redis_url_from_env,
+)
 
 README = BENCH_DIR / "README.md"
 PAGE_SIZE = 50  # the desk list's default page
@@ -89,14 +100,29 @@ def rows_of(outcome: dict[str, Any]) -> list[dict[str, Any]]:
     desk = outcome.get("desk_list", {})
     sizes = "/".join(f"{n // 1000}k" for n in reversed(desk.get("sizes", {}).values()))
     for result in desk.get("results", []):
-        # The acceptance: no unfiltered COUNT, no OFFSET deeper than one page.
-        sql_ok = not result["unfiltered_count"] and result["max_offset"] <= PAGE_SIZE
+        # The acceptance: the same queries at both sizes, no unbounded COUNT (a
+        # paginator's exact total), no OFFSET deeper than one page.
+        same_queries = result.get("queries_small", result["queries"]) == result["queries"]
+        sql_ok = not result["unbounded_count"] and result["max_offset"] <= PAGE_SIZE
         status = mark(result["median_ratio"], result["target"], False)
-        if not sql_ok:
+        if not (sql_ok and same_queries):
             status = "BELOW"
+        if result["unbounded_count"]:
+            counting = "unbounded COUNT"
+        elif result["capped_count"]:
+            counting = "capped COUNT"
+        elif result["has_count"]:
+            counting = "COUNT per thread only"
+        else:
+            counting = "no COUNT"
+        queries = (
+            f"{result['queries']} queries"
+            if same_queries
+            else f"{result['queries']} queries (at 1k: {result['queries_small']})"
+        )
         rows.append(
             {
-                "benchmark": f"desk list {result['name']}: {sizes} time",
+                "benchmark": f"{result.get('label', 'desk list ' + result['name'])}: {sizes} time",
                 "database": db,
                 "ratio": result["median_ratio"],
                 "range": f"{result['min_ratio']:.2f}..{result['max_ratio']:.2f}",
@@ -104,15 +130,8 @@ def rows_of(outcome: dict[str, Any]) -> list[dict[str, Any]]:
                 "mark": status,
                 "detail": (
                     f"p50 {result['p50_ms_large']:.1f} vs {result['p50_ms_small']:.1f} ms, "
-                    f"{result['queries']} queries, "
-                    f"OFFSET {result['max_offset'] or 'none'}, "
-                    + (
-                        "unfiltered COUNT"
-                        if result["unfiltered_count"]
-                        else "COUNT per thread only"
-                        if result["has_count"]
-                        else "no COUNT"
-                    )
+                    f"{queries}, OFFSET {result['max_offset'] or 'none'}, {counting}"
+                    + (", DISTINCT" if result.get("has_distinct") else "")
                     + (f", {result['errors']} errors" if result["errors"] else "")
                 ),
             }
@@ -179,11 +198,24 @@ def source_version() -> str:
     return f"commit {commit}" + (" with local changes" if changed else "")
 
 
-def record(outcomes: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
+def load_average() -> float | None:
+    """The machine's 1-minute load average (the machine is shared: it is recorded)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def record(
+    outcomes: list[dict[str, Any]], rows: list[dict[str, Any]], loads: list[float | None]
+) -> None:
     tools = sorted({o[k]["tool"] for o in outcomes for k in ("api", "desk_list") if k in o})
     setups = [f"load: {', '.join(tools)}, gunicorn 2 sync workers"] if tools else []
     if any("turns" in o for o in outcomes):
         setups.append("AI turns: scripted model server, daphne runserver and agent_worker")
+    setups.append("runs: " + ", ".join(o["database"] for o in outcomes))
+    if all(load is not None for load in loads):
+        setups.append("load average " + " → ".join(f"{load:.1f}" for load in loads))
     heading = (
         f"\n### {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC — "
         f"{platform.machine()}, {os.cpu_count()} cores, "
@@ -196,8 +228,10 @@ def record(outcomes: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--postgres", action="store_true", help="use local PostgreSQL")
-    parser.add_argument("--both", action="store_true", help="SQLite, then PostgreSQL")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--sqlite", action="store_true", help="the embedded default only")
+    where.add_argument("--postgres", action="store_true", help="PostgreSQL only")
+    where.add_argument("--both", action="store_true", help="SQLite, then PostgreSQL")
     parser.add_argument(
         "--only", choices=["api", "desk_list", "turns", "ops", "ws"], help="run one benchmark"
     )
@@ -208,12 +242,18 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the bench databases")
     args = parser.parse_args()
 
-    targets: list[str | None]
-    if args.both:
-        env_url = postgres_url_from(False)
-        targets = [None, env_url or DEFAULT_POSTGRES_URL]
-    else:
-        targets = [postgres_url_from(args.postgres)]
+    # The embedded default (SQLite, in-memory layer, no Redis) always, unless --postgres;
+    # PostgreSQL when DATABASE_URL names one (or --both/--postgres), with REDIS_URL's
+    # Redis for its servers when that is set: the production set-up.
+    env_postgres = postgres_url_from(False)
+    postgres = env_postgres or (DEFAULT_POSTGRES_URL if args.both or args.postgres else None)
+    targets: list[Databases] = []
+    if not args.postgres:
+        targets.append(Databases(None))
+    if postgres and not args.sqlite:
+        targets.append(Databases(postgres, redis_url=redis_url_from_env()))
+    elif redis_url_from_env() and not args.sqlite:
+        log("REDIS_URL is set but DATABASE_URL is not postgres://: Redis runs with PostgreSQL only")
     use_wrk = False if args.python_client else None
     benchmarks: dict[str, Callable[[Databases], dict[str, Any]]] = {
         "api": lambda dbs: api.run(
@@ -240,9 +280,10 @@ def main() -> int:
         )
     outcomes: list[dict[str, Any]] = []
     failed = False
-    for postgres_url in targets:
-        databases = Databases(postgres_url)
-        outcome: dict[str, Any] = {"database": databases.kind}
+    log("runs: " + ", ".join(databases.label for databases in targets))
+    loads = [load_average()]
+    for databases in targets:
+        outcome: dict[str, Any] = {"database": databases.label}
         try:
             for name, bench in benchmarks.items():
                 if args.only and name != args.only:
@@ -252,13 +293,14 @@ def main() -> int:
                     outcome[name] = bench(databases)
                 except Exception as exc:
                     failed = True
-                    log(f"{name} on {databases.kind} failed: {exc}")
+                    log(f"{name} on {databases.label} failed: {exc}")
                     continue
-                log(f"{name} on {databases.kind} took {time.monotonic() - started:.0f}s")
+                log(f"{name} on {databases.label} took {time.monotonic() - started:.0f}s")
         finally:
             databases.cleanup(keep=args.keep)
         outcomes.append(outcome)
 
+    loads.append(load_average())
     rows = [row for outcome in outcomes for row in rows_of(outcome)]
     print()
     print(table_text(rows))
@@ -275,7 +317,7 @@ def main() -> int:
         with open(args.json, "w") as handle:
             json.dump(outcomes, handle, indent=2)
     if args.record and rows and not args.quick and not failed:
-        record(outcomes, rows)
+        record(outcomes, rows, loads)
     elif args.record:
         log("not recorded: --quick, a failed benchmark, or nothing measured")
     return 1 if failed else 0

@@ -59,6 +59,7 @@ from threads.models import (  # noqa: E402
 from threads.tokens import token_hash  # noqa: E402
 
 STAFF_USERNAME = "bench-agent"
+ADMIN_USERNAME = "bench-admin"
 
 
 def staff_token() -> tuple[Any, str]:
@@ -72,6 +73,22 @@ def staff_token() -> tuple[Any, str]:
         user.save(update_fields=["password"])
     token, _ = Token.objects.get_or_create(user=user)
     return user, token.key
+
+
+def admin_session() -> dict[str, str]:
+    """The cookies of a signed-in superuser (a session row, as after a login), for the
+    admin changelists. Valid for servers with this process's SECRET_KEY."""
+    user, created = get_user_model().objects.get_or_create(
+        username=ADMIN_USERNAME,
+        defaults={"first_name": "Bench", "last_name": "Admin", "is_staff": True},
+    )
+    if created:
+        user.is_superuser = True
+        user.set_unusable_password()
+        user.save(update_fields=["is_superuser", "password"])
+    client = Client()
+    client.force_login(user)
+    return {name: morsel.value for name, morsel in client.cookies.items()}
 
 
 def seed_api(count: int, replied: int) -> dict[str, Any]:
@@ -119,21 +136,30 @@ def insert_rows(model: Any, names: list[str], rows: list[tuple[Any, ...]]) -> No
         cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", rows)
 
 
+DRAFT_SHARE = 0.15  # threads in draft mode, each with one AI draft (seq 2)
+
+
 def seed_bulk(count: int, batch: int = 5000) -> dict[str, Any]:
-    """``count`` threads with a customer, an assignment row and one message each.
+    """``count`` threads with a customer, an assignment row and one message each; a tenth
+    of them in draft mode with an AI draft (a second, draft message and its
+    ApprovalDraft: pending on open and waiting threads, rejected on the others).
 
     Bench data only: plain multi-row INSERTs into a fresh database (bypassing the
     services and the ORM's per-value preparation, which would take a minute for 100k),
     with activity times spread over 90 days in random insertion order, a realistic mix of
     statuses, priorities and responders, and every timestamp distinct.
     """
+    from approvals.models import ApprovalDraft, DraftKind, DraftStatus
+
     user, key = staff_token()
     rng = random.Random(20240601)
+    # A stream of its own, so that the threads are the same as before drafts were seeded.
+    draft_rng = random.Random(20240602)
     ops = connection.ops
     sqlite = connection.vendor == "sqlite"
 
-    def uid() -> Any:
-        value = uuid.UUID(int=rng.getrandbits(128), version=4)
+    def uid(source: random.Random = rng) -> Any:
+        value = uuid.UUID(int=source.getrandbits(128), version=4)
         return value.hex if sqlite else value
 
     def when(value: Any) -> Any:
@@ -147,8 +173,9 @@ def seed_bulk(count: int, batch: int = 5000) -> dict[str, Any]:
     priorities, priority_w = zip(*PRIORITY_WEIGHTS.items(), strict=True)
     started = time.perf_counter()
     by_status: dict[str, list[Any]] = {}
+    drafts_by_status: dict[str, int] = {}
     for start in range(0, count, batch):
-        customers, threads, assignments, messages = [], [], [], []
+        customers, threads, assignments, messages, drafts = [], [], [], [], []
         for n, i in enumerate(order[start : start + batch], start=start + 1):
             updated = now - timedelta(microseconds=i * step_us)
             created = when(updated - timedelta(minutes=rng.randint(1, 600)))
@@ -156,6 +183,45 @@ def seed_bulk(count: int, batch: int = 5000) -> dict[str, Any]:
             thread_id = uid()
             status = rng.choices(statuses, status_w)[0]
             by_status.setdefault(status, []).append(thread_id)
+            drafted = draft_rng.random() < DRAFT_SHARE
+            if drafted:
+                waiting = status in (ThreadStatus.OPEN, ThreadStatus.WAITING_ON_HUMAN)
+                draft_status = DraftStatus.PENDING if waiting else DraftStatus.REJECTED
+                draft_message = uid(draft_rng)
+                messages.append(
+                    (
+                        draft_message,
+                        thread_id,
+                        2,
+                        Role.ASSISTANT,
+                        AuthorKind.AI,
+                        "AI",
+                        "Your order ships today; here is the tracking link.",
+                        Visibility.DRAFT if waiting else Visibility.REJECTED,
+                        "[]",
+                        "offline",
+                        when(updated),
+                    )
+                )
+                drafts.append(
+                    (
+                        uid(draft_rng),
+                        thread_id,
+                        DraftKind.APPROVAL,
+                        draft_message,
+                        draft_status,
+                        "Your order ships today; here is the tracking link.",
+                        False,
+                        "",
+                        "",
+                        "",
+                        0.55,
+                        None if waiting else user.pk,
+                        None if waiting else when(updated),
+                        when(updated),
+                    )
+                )
+                drafts_by_status[draft_status] = drafts_by_status.get(draft_status, 0) + 1
             customers.append((n, f"Customer {i}", f"customer{i}@example.com", "", created))
             threads.append(
                 (
@@ -166,9 +232,9 @@ def seed_bulk(count: int, batch: int = 5000) -> dict[str, Any]:
                     status,
                     Responder.HUMAN if human else Responder.AI,
                     user.pk if human else None,
-                    "auto",
+                    "draft" if drafted else "auto",
                     rng.choices(priorities, priority_w)[0],
-                    1,
+                    2 if drafted else 1,
                     None,
                     created,
                     when(updated),
@@ -186,6 +252,7 @@ def seed_bulk(count: int, batch: int = 5000) -> dict[str, Any]:
                     "Hello, where is my order?",
                     Visibility.PUBLIC,
                     "[]",
+                    None,
                     created,
                 )
             )
@@ -225,11 +292,33 @@ def seed_bulk(count: int, batch: int = 5000) -> dict[str, Any]:
                     "content",
                     "visibility",
                     "tool_calls",
+                    "provider",
                     "created_at",
                 ],
                 messages,
             )
+            insert_rows(
+                ApprovalDraft,
+                [
+                    "id",
+                    "thread",
+                    "kind",
+                    "message",
+                    "status",
+                    "content",
+                    "edited",
+                    "diff",
+                    "review",
+                    "next_action",
+                    "confidence",
+                    "decided_by",
+                    "decided_at",
+                    "created_at",
+                ],
+                drafts,
+            )
     extras = seed_escalations(by_status, rng)
+    extras["approval_drafts"] = drafts_by_status
     with connection.cursor() as cursor:
         # Explicit ids were inserted: move the id sequences past them (PostgreSQL).
         for sql in ops.sequence_reset_sql(no_style(), [Customer, Assignment]):
@@ -240,6 +329,7 @@ def seed_bulk(count: int, batch: int = 5000) -> dict[str, Any]:
             cursor.execute("ANALYZE")
     return {
         "staff_token": key,
+        "admin_cookies": admin_session(),
         "threads": count,
         "extras": extras,
         "seconds": time.perf_counter() - started,
@@ -249,8 +339,8 @@ def seed_bulk(count: int, batch: int = 5000) -> dict[str, Any]:
 def seed_escalations(by_status: dict[str, list[Any]], rng: random.Random) -> dict[str, Any]:
     """What the apps above threads keep per thread, in proportion, so that what they add
     to the desk list is measured at scale too: an open escalation on every thread waiting
-    on a human, a pending question to a human on a fifth of those, and a resolved
-    escalation on 30 % of resolved threads.
+    on a human, a pending question to a human on a fifth of those, a resolved
+    escalation on 30 % of resolved threads and an answered question on another 30 %.
 
     Those apps are young: if their models do not take these rows, the desk list is
     measured without them and the output says why.
@@ -265,7 +355,12 @@ def seed_escalations(by_status: dict[str, list[Any]], rng: random.Random) -> dic
     waiting = by_status.get(ThreadStatus.WAITING_ON_HUMAN, [])
     resolved = by_status.get(ThreadStatus.RESOLVED, [])
     expires = timezone.now() + timedelta(hours=1)
-    counts = {"open_escalations": 0, "resolved_escalations": 0, "pending_human_requests": 0}
+    counts = {
+        "open_escalations": 0,
+        "resolved_escalations": 0,
+        "pending_human_requests": 0,
+        "answered_human_requests": 0,
+    }
     try:
         with transaction.atomic():
             rows = [
@@ -296,9 +391,46 @@ def seed_escalations(by_status: dict[str, list[Any]], rng: random.Random) -> dic
                 batch_size=2000,
             )
             counts["pending_human_requests"] = len(asked)
+            answered = [t for t in resolved if rng.random() < 0.3]
+            human_request.objects.bulk_create(
+                [
+                    human_request(
+                        thread_id=t,
+                        turn_id=uuid.UUID(int=rng.getrandbits(128), version=4),
+                        question="Was this order shipped?",
+                        tool_call_id="call_bench",
+                        status="answered",
+                        answer="Yes, on Monday.",
+                        answered_at=timezone.now(),
+                        expires_at=expires,
+                    )
+                    for t in answered
+                ],
+                batch_size=2000,
+            )
+            counts["answered_human_requests"] = len(answered)
+            # auto_now_add stamped every row with this moment: date each by its thread's
+            # last activity instead, so the rows spread over the 90 days as threads do.
+            threads_table = connection.ops.quote_name(Thread._meta.db_table)
+            with connection.cursor() as cursor:
+                for model in (escalation, human_request):
+                    table = connection.ops.quote_name(model._meta.db_table)
+                    cursor.execute(
+                        f"UPDATE {table} SET created_at = (SELECT t.updated_at FROM "
+                        f"{threads_table} t WHERE t.id = {table}.thread_id)"
+                    )
     except Exception as exc:  # bench data only: report and measure without them
         return {"skipped": f"{type(exc).__name__}: {exc}"[:300]}
     return counts
+
+
+AUTH_TABLES = {"authtoken_token", "django_session", "auth_user"}
+
+
+def main_table(sql: str) -> str | None:
+    """The table a SELECT reads first (its FROM; a subquery's for a capped COUNT)."""
+    found = re.search(r'\bFROM "(\w+)"', sql)
+    return found.group(1) if found else None
 
 
 def explain(sql: str) -> list[str]:
@@ -315,15 +447,19 @@ def explain(sql: str) -> list[str]:
 def inspect(spec: list[dict[str, Any]]) -> dict[str, Any]:
     """Run each request of ``spec`` through the test client and capture its SQL.
 
-    ``spec`` items: ``{"name", "method", "path", "auth", "body"?, "explain"?}``. Reports
-    the status, the queries, their OFFSETs and COUNTs (any, and a top-level COUNT with no
-    WHERE, i.e. a paginator's total), and with ``explain`` the plans of its SELECTs.
+    ``spec`` items: ``{"name", "method", "path", "headers", "body"?, "explain"?}``.
+    Reports the status, the queries, their OFFSETs and COUNTs (any, and an unbounded one:
+    a top-level COUNT that is not over a LIMITed subquery, i.e. a paginator's exact
+    total), and with ``explain`` the plans of its SELECTs.
     """
     client = Client()
     out: dict[str, Any] = {}
     for item in spec:
         body = json.dumps(item["body"]) if item.get("body") is not None else None
-        extra = {"HTTP_AUTHORIZATION": item["auth"]}
+        extra = {
+            "HTTP_" + name.upper().replace("-", "_"): value
+            for name, value in item["headers"].items()
+        }
         with CaptureQueriesContext(connection) as captured:
             if item["method"] == "GET":
                 response = client.get(item["path"], **extra)
@@ -335,11 +471,15 @@ def inspect(spec: list[dict[str, Any]]) -> dict[str, Any]:
         upper = [q.upper() for q in queries]
         offsets = [int(n) for q in upper for n in re.findall(r"\bOFFSET\s+(\d+)", q)]
         selects = [q for q in queries if q.lstrip().upper().startswith("SELECT")]
+        # Top-level COUNTs are a paginator's total; one over a LIMITed subquery is capped
+        # (counts at most that many rows), any other counts every matching row.
+        totals = [q for q in upper if re.match(r"\s*SELECT\s+COUNT\(", q)]
         plan: list[str] = []
         if item.get("explain"):
-            # Every SELECT but the token lookup: the page, and what apps add to it.
+            # Every SELECT but the authentication's (token, session, user): the page,
+            # and what apps add to it.
             for number, sql in enumerate(selects, start=1):
-                if '"authtoken_token"' not in sql.split(" WHERE ")[0]:
+                if main_table(sql) not in AUTH_TABLES:
                     plan += [f"[{number}] {line}" for line in explain(sql)]
         out[item["name"]] = {
             "status": response.status_code,
@@ -347,10 +487,10 @@ def inspect(spec: list[dict[str, Any]]) -> dict[str, Any]:
             "has_offset": bool(offsets),
             "max_offset": max(offsets, default=0),
             "has_count": any("COUNT(" in q for q in upper),
-            # A paginator's total: a top-level COUNT over a table with no WHERE at all.
-            "unfiltered_count": any(
-                re.match(r"\s*SELECT\s+COUNT\(", q) and " WHERE " not in q for q in upper
-            ),
+            "capped_count": any(" LIMIT " in q for q in totals),
+            "unbounded_count": any(" LIMIT " not in q for q in totals),
+            # e.g. the stock date hierarchy's dates() query: every row in range is read.
+            "has_distinct": any(re.match(r"\s*SELECT\s+DISTINCT\b", q) for q in upper),
             "plan": plan,
         }
     return out

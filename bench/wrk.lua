@@ -1,7 +1,8 @@
 -- wrk script of the supportdesk bench (driven by bench/benchlib.py).
 -- Arguments after "--": <requests file> <method> <body file> <expected status>.
--- Each line of the requests file is "<path>\t<Authorization header>"; requests rotate
--- over the lines (e.g. one line per thread), each with the same JSON body.
+-- Each line of the requests file is "<path>" followed by one tab-separated
+-- "<Name>: <value>" field per header (an Authorization token, a session Cookie, ...);
+-- requests rotate over the lines (e.g. one line per thread), each with the same body.
 -- done() prints one "BENCH_JSON {...}" line with the totals.
 
 local threads = {}
@@ -11,6 +12,20 @@ function setup(thread)
   thread:set("id", counter)
   counter = counter + 1
   table.insert(threads, thread)
+end
+
+local function parse(line)
+  local path, headers = nil, {}
+  for field in string.gmatch(line, "[^\t]+") do
+    if path == nil then
+      path = field
+    else
+      local name, value = field:match("^([^:]+):%s?(.*)$")
+      assert(name, "bad header field: " .. field)
+      headers[name] = value
+    end
+  end
+  return path, headers
 end
 
 function init(args)
@@ -25,15 +40,15 @@ function init(args)
   end
   prepared = {}
   for line in io.lines(requests_file) do
-    local path, auth = line:match("^([^\t]*)\t(.*)$")
+    local path, headers = parse(line)
     if path then
-      local headers = { ["Authorization"] = auth }
       if body then
         headers["Content-Type"] = "application/json"
       end
       table.insert(prepared, wrk.format(method, path, headers, body))
     end
   end
+  assert(#prepared > 0, "no requests in " .. requests_file)
   index = (id or 0) * 7919
 end
 
