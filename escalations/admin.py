@@ -24,7 +24,7 @@ from django.utils.text import Truncator
 
 from escalations import services
 from escalations.models import Escalation, HumanRequest
-from supportdesk.changelists import LargeTableAdmin
+from supportdesk.changelists import LargeTableAdmin, RecentValuesFilter
 from threads.admin import CONTENT_PREVIEW_CHARS, ReadOnlyAdminMixin
 from threads.exceptions import DomainError
 from threads.models import Responder
@@ -42,7 +42,7 @@ class EscalationAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         "created_at",
         "confidence",
     )
-    list_filter = ("status", "source", "priority", "topic")
+    list_filter = ("status", "source", "priority", ("topic", RecentValuesFilter))
     search_fields = ("=thread__id", "reason")
     list_select_related = ("thread", "claimed_by")
     date_hierarchy = "created_at"
@@ -429,7 +429,7 @@ class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "sent_at",
         "error_preview",
     )
-    list_filter = ("status", "kind", "event", "endpoint")
+    list_filter = ("status", "kind", ("event", RecentValuesFilter), "endpoint")
     search_fields = ("=id", "=escalation__id", "=escalation__thread__id", "last_error")
     list_select_related = ("endpoint",)
     date_hierarchy = "created_at"

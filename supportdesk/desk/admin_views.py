@@ -405,10 +405,16 @@ def dashboard_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpR
         "totals": totals,
         "days": days,
         "windows": dashboard.WINDOWS,
-        "sources": {
-            SOURCE_LABELS.get(source, source): count
-            for source, count in board.escalation_sources.items()
-        },
+        # Most frequent first, then by name: a stable line whatever order the rows came in.
+        "sources": dict(
+            sorted(
+                (
+                    (SOURCE_LABELS.get(source, source), count)
+                    for source, count in board.escalation_sources.items()
+                ),
+                key=lambda item: (-item[1], item[0]),
+            )
+        ),
     }
     return TemplateResponse(request, "admin/threads/thread/dashboard.html", context)
 

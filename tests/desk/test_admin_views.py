@@ -286,7 +286,7 @@ def test_it_renders_the_dashboard_with_data(admin_client: Client, agent: Any) ->
         assert f'id="{chart}"' in html
     assert "<rect" in html
     assert "Approval rate" in html and "50%" in html
-    assert "By source: customer asked 1" in html
+    assert "By source: customer asked 1, staff 1" in html
     assert "$0.12" in html or "$0.13" in html
 
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('threads', '0001_initial'),
+        ('threads', '0002_customer_tier_verified'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
