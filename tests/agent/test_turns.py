@@ -64,6 +64,20 @@ def test_it_posts_a_confident_reply(
     assert (reply.provider, reply.model, reply.visibility) == ("openai", "gpt-test", "public")
 
 
+def test_it_answers_streamed_turns_over_one_kept_alive_connection(
+    llm: ScriptedLLMServer, customer_client: APIClient, thread_and_token: tuple[Thread, str]
+) -> None:
+    # A stream left unread after [DONE] would close its connection: a connect per call.
+    thread, _ = thread_and_token
+    for question in ("When will my order ship?", "And the returns window?"):
+        llm.push(final("Within 2 business days; returns within 30 days.", 0.92))
+        post(customer_client, thread, question)
+        drain()
+    assert Message.objects.filter(thread=thread, author_kind="ai").count() == 2
+    assert [request.get("stream") for request in llm.requests] == [True, True]
+    assert len({request.client_port for request in llm.requests}) == 1
+
+
 def test_it_writes_the_turn_twice_on_the_way_to_a_reply(
     llm: ScriptedLLMServer, customer_client: APIClient, thread_and_token: tuple[Thread, str]
 ) -> None:

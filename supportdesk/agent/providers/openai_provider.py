@@ -197,6 +197,9 @@ def _decode_partial_string(raw: str, start: int = 0) -> tuple[str, int, bool]:
     return "".join(out), i, False
 
 
+# Events a server may send after ``[DONE]`` before the stream is dropped.
+MAX_EVENTS_AFTER_DONE = 16
+
 _RETRYABLE = (
     openai.APITimeoutError,
     openai.APIConnectionError,
@@ -411,10 +414,23 @@ class OpenAIProvider:
         calls: dict[int, dict[str, str]] = {}
         usage = Usage()
         model = kwargs["model"]
+        finished = False
+        trailing = 0
         try:
             for data in _sse_data(response):
+                if finished:
+                    # Past [DONE] a server should send nothing more; one that keeps talking
+                    # loses its connection instead of holding the turn.
+                    trailing += 1
+                    if trailing > MAX_EVENTS_AFTER_DONE:
+                        break
+                    continue
                 if data.startswith("[DONE]"):
-                    break
+                    # Read on to the body's end (the chunked encoding's last chunk): a
+                    # response closed before it takes its connection with it, and every
+                    # call would connect anew.
+                    finished = True
+                    continue
                 chunk = json.loads(data)
                 if chunk.get("error"):
                     raise _stream_error(chunk["error"], response)
@@ -445,7 +461,7 @@ class OpenAIProvider:
                             slot["name"] += function.get("name") or ""
                             slot["arguments"] += function.get("arguments") or ""
         finally:
-            # As the SDK's own stream does: stop at [DONE] and let the connection go.
+            # Back to the client's pool when the body was read to its end, else closed.
             response.close()
         return Completion(
             model=str(model),
