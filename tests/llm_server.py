@@ -394,6 +394,7 @@ class RecordedRequest:
     raw: bytes | None = None  # kept only when the body was not a JSON object
     reply: Reply | None = None  # the scripted/default reply it got, once chosen
     fault: str | None = None  # the random fault it got (one of FAULT_KINDS), if any
+    client_port: int = 0  # the client's side of the TCP connection it came over
 
     def __getitem__(self, key: str) -> Any:
         return self.body[key]
@@ -750,6 +751,9 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "ScriptedLLM/1.0"
     sys_version = ""
     timeout = 120  # idle keep-alive connections give up eventually
+    # As real model servers do: on a kept-alive connection, Nagle's algorithm would hold
+    # each small write (a header block, an SSE event) until the client's delayed ACK.
+    disable_nagle_algorithm = True
 
     @property
     def owner(self) -> ScriptedLLMServer:
@@ -846,6 +850,7 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
             received_at=time.time(),
             raw=raw,
+            client_port=int(self.client_address[1]),
         )
         self.owner._record(request)
         return request
