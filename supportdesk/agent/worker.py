@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 # Seconds between attempts while the database is unreachable (doubling up to the cap).
 RECONNECT_DELAY = 0.5
 RECONNECT_DELAY_CAP = 5.0
+# How often a busy worker checks its database connection between tasks.
+CONNECTION_CHECK_SECONDS = 1.0
 
 
 def sweep_once(worker_id: str) -> dict[str, int]:
@@ -107,9 +109,15 @@ class TurnWorker(Worker):
             super().run()
             return
         logger.info("Starting worker worker_id=%s queues=%s", self.worker_id, self.queue_names)
+        checked = 0.0
         while self.running:
-            # Dropped or expired connections are noticed here, as the stock loop does.
-            close_old_connections()
+            # Dropped or expired connections are noticed here, as the stock loop does, but
+            # at most once a second while tasks keep coming (each check is a round trip;
+            # a connection that died in between fails the claim, which claims nothing, and
+            # run_through_outages reconnects) and always after a database error.
+            if connection.errors_occurred or time.monotonic() - checked >= CONNECTION_CHECK_SECONDS:
+                close_old_connections()
+                checked = time.monotonic()
             task_result = self.claim_next()
             if task_result is not None:
                 self.run_task(task_result)
