@@ -12,25 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from supportdesk.agent.models import AgentTurn
 from tests.factories import make_thread
 from tests.llm_server import ScriptedLLMServer, delay, final, tool_call
+from tests.realtime.servers import database_url
 from threads import services
 from threads.models import Message
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def database_url() -> str:
-    conf = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{conf['NAME']}"
-    auth = conf["USER"] + (f":{conf['PASSWORD']}" if conf["PASSWORD"] else "")
-    return f"postgres://{auth}@{conf['HOST'] or '127.0.0.1'}:{conf['PORT'] or 5432}/{conf['NAME']}"
 
 
 class Workers:

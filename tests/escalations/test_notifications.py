@@ -30,6 +30,7 @@ from escalations.models import Escalation, OutboxMessage, WebhookEndpoint
 from escalations.notifications import deliver_due
 from tests.conftest import EventLog
 from tests.factories import make_thread
+from tests.realtime.servers import database_url
 from tests.threads.test_concurrency import run_concurrently
 from threads.models import Thread
 
@@ -400,16 +401,6 @@ def test_it_listens_to_the_sla_code_hooks() -> None:
     sla = pytest.importorskip("escalations.sla")
     assert notifications.notify_sla_warning in sla.sla_warning_hooks
     assert notifications.notify_sla_breach in sla.sla_breach_hooks
-
-
-def database_url() -> str:
-    from django.db import connection
-
-    conf = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{conf['NAME']}"
-    auth = conf["USER"] + (f":{conf['PASSWORD']}" if conf["PASSWORD"] else "")
-    return f"postgres://{auth}@{conf['HOST'] or '127.0.0.1'}:{conf['PORT'] or 5432}/{conf['NAME']}"
 
 
 KILLED_AFTER_COMMIT = """

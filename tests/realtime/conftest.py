@@ -15,6 +15,7 @@ from django.conf import settings as django_settings
 from django.db import connections
 
 from supportdesk.env import env_str
+from tests.realtime.servers import REDIS_SERVER, RedisServer
 
 # The channel layer of these tests gets a Redis database of its own, apart from the
 # cache's (REDIS_URL's), which every test clears: server processes of other test runs
@@ -78,3 +79,14 @@ def _close_thread_connections() -> Iterator[None]:
     # would outlive the test (PostgreSQL then refuses to drop the test database).
     yield
     SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A redis-server of the test's own, which it may kill and restart."""
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed")
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()

@@ -13,7 +13,7 @@ import pytest
 
 from tests.faults.scale import count
 from tests.realtime.conftest import LAYER_PREFIX
-from tests.realtime.servers import REDIS_SERVER, AsgiServer, RedisServer
+from tests.realtime.servers import AsgiServer, RedisServer
 from tests.realtime.test_processes import assert_exactly_once, follow, new_thread, public_ids
 from tests.realtime.wsclient import Follower, post_messages, until
 
@@ -29,16 +29,6 @@ MESSAGES = count("messages", quick=120, full=1000)
 POSTERS = 4  # concurrent customers' requests (one thread, so one seq counter)
 # Generous: a shared CI machine may be slow; nothing here measures time.
 SETTLE_SECONDS = 180.0
-
-
-@pytest.fixture
-def private_redis() -> Iterator[RedisServer]:
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed")
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

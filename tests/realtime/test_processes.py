@@ -27,16 +27,6 @@ KILL_AFTER = 15
 
 
 @pytest.fixture
-def private_redis() -> Iterator[RedisServer]:
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed")
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def redis_url() -> Iterator[str]:
     """REDIS_URL's server (with a database and prefix of this run's own), or a private one."""
     if LAYER_REDIS_URL:
