@@ -299,7 +299,9 @@
 
   // --- Live --------------------------------------------------------------------------------
 
+  var refreshTurn = Desk.newest();
   function refresh() {
+    var ticket = refreshTurn();
     return Desk.api("GET", "/desk/approvals/?status=pending&kind=approval&limit=100").then(function (page) {
       var drafts = page.results.slice().reverse(); // oldest first: the review queue
       var missing = drafts.filter(function (d) { return !state.threads[d.thread]; });
@@ -314,6 +316,7 @@
           });
         })
       ).then(function () {
+        if (!refreshTurn.current(ticket)) return;
         state.drafts = drafts;
         renderList();
       });

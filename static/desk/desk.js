@@ -404,6 +404,24 @@
     };
   };
 
+  /* For reloads that overlap (a socket event's debounced one and the one after an action):
+   * the answers of an older one can arrive last and would bring back what the newer one
+   * showed gone. ``var turn = Desk.newest()``; each reload takes ``var ticket = turn()``
+   * and applies its answer only ``if (turn.current(ticket))``. */
+  Desk.newest = function () {
+    var started = 0;
+    var applied = 0;
+    var turn = function () {
+      return ++started;
+    };
+    turn.current = function (ticket) {
+      if (ticket < applied) return false;
+      applied = ticket;
+      return true;
+    };
+    return turn;
+  };
+
   // --- Presence -------------------------------------------------------------------
 
   Desk.presence = function () {

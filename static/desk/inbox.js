@@ -133,13 +133,16 @@
   // --- Loading ----------------------------------------------------------------------
 
   var loading = null;
+  var refreshTurn = Desk.newest();
 
   function refresh() {
     // Re-read as many rows as are shown, so a refresh never shortens the list.
     var limit = Math.min(200, Math.max(PAGE, state.threads.length));
     var filters = currentFilters();
+    var ticket = refreshTurn();
     loading = Desk.api("GET", "/desk/threads/?" + query(filters, limit)).then(function (page) {
       if (JSON.stringify(filters) !== JSON.stringify(currentFilters())) return;
+      if (!refreshTurn.current(ticket)) return;
       state.threads = page.results;
       state.next = page.next;
       state.hasMore = !!page.next;

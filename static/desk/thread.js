@@ -264,7 +264,10 @@
     return Desk.api("GET", api + "/").then(setThread);
   }
 
+  // An older refresh answering last would bring back, say, a question just answered.
+  var sideTurn = Desk.newest();
   function refreshSide() {
+    var ticket = sideTurn();
     return Promise.all([
       Desk.api("GET", api + "/"),
       Desk.api("GET", "/desk/escalations/?thread=" + threadId + "&limit=5"),
@@ -273,6 +276,7 @@
       Desk.api("GET", api + "/assignments/?limit=200"),
     ])
       .then(function (results) {
+        if (!sideTurn.current(ticket)) return;
         state.escalations = results[1].results;
         state.questions = results[2].results.slice().reverse();
         state.drafts = results[3].results.slice().reverse();

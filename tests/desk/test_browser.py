@@ -168,8 +168,17 @@ def test_it_hands_a_customer_from_the_ai_to_an_agent_and_back(
     expect(widget.locator(".msg.customer .text")).to_have_text("How do I wash my down jacket?")
     expect(widget.locator(".msg.ai .text").first).to_contain_text("down", timeout=30_000)
     if SHARED_LAYER:
-        # The worker's streamed text reached the customer as it was written.
+        # The first question creates the thread and its turn before the widget can open
+        # the thread's socket, and the worker may stream that answer before it is open.
+        # A follow-up goes over the open socket: its text reaches the customer as the
+        # worker writes it, before the stored message.
+        wait_for_frame(widget, widget_frames, lambda frame: frame["type"] == "message.created")
+        widget.locator("#sd-input").fill("How do I clean my hiking boots?")
+        widget.locator("#sd-input").press("Enter")
+        expect(widget.locator(".msg.ai .text").nth(1)).to_contain_text("boots", timeout=30_000)
         wait_for_frame(widget, widget_frames, lambda frame: frame["type"] == "message.delta")
+        streamed = [f["type"] for f in widget_frames if f["type"].startswith("message.")]
+        assert streamed.index("message.delta") < len(streamed) - 1, streamed
     thread = Thread.objects.get()
     token = widget.evaluate("Object.values(localStorage).join('')")
     assert str(thread.pk) in token
@@ -544,6 +553,44 @@ def test_it_answers_the_ais_question_from_the_thread_view(
         )
     request = HumanRequest.objects.get(thread=thread)
     assert (request.status, request.answered_by) == ("answered", desk_agent)
+
+
+def test_it_keeps_an_answered_question_closed_when_an_older_refresh_answers_last(
+    pages: Any, asgi_server: Any, desk_agent: Any
+) -> None:
+    from tests.desk.helpers import question_thread
+
+    thread, question = question_thread("Was order 78 paid in full?")
+    desk = pages(desk_agent)
+    # The refresh that follows the socket's connect reads the question while it is still
+    # pending; its answer is held back until the agent has answered and the refresh after
+    # the answer has shown the question gone.
+    held: list[tuple[Any, Any]] = []
+
+    def hold_first(route: Any) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))
+
+    desk.route(re.compile(r".*/desk/human-requests/\?thread=.*"), hold_first)
+    desk.goto(f"/desk/threads/{thread.pk}/")
+    card = desk.locator("#questions-card")
+    expect(card).to_contain_text("Was order 78 paid in full?")
+    for _ in range(100):
+        if held:
+            break
+        desk.wait_for_timeout(100)
+    assert held, "no refresh after the socket's connect"
+    card.get_by_label("Your answer").fill("Yes, paid on the 4th.")
+    card.get_by_role("button", name="Answer the AI").click()
+    expect(card).to_be_hidden()
+    route, stale = held[0]
+    route.fulfill(response=stale)
+    desk.wait_for_timeout(1000)
+    expect(card).to_be_hidden()
+    question.refresh_from_db()
+    assert question.status == "answered"
 
 
 # --- A long thread ---------------------------------------------------------------------------------
