@@ -1,12 +1,15 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import factory
 from django.contrib.auth import get_user_model
 
 from threads import services
 from threads.models import Customer, Thread
+
+if TYPE_CHECKING:
+    from approvals.models import ApprovalDraft
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -41,3 +44,14 @@ def make_thread(**kwargs: Any) -> tuple[Thread, str]:
     """A thread made through the service, as the API would; returns (thread, token)."""
     kwargs.setdefault("customer_name", "Casey Customer")
     return services.thread_create(**kwargs)
+
+
+def make_pending_draft(content: str = "Proposed reply") -> ApprovalDraft:
+    """A draft-mode thread with the AI's reply waiting for approval, through the services."""
+    from approvals import services as approval_services
+
+    thread, _ = make_thread(ai_mode="draft")
+    message = services.message_create(
+        thread=thread, role="assistant", author_kind="ai", content=content, visibility="draft"
+    )
+    return approval_services.approval_draft_create(thread=thread, message=message)

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +10,7 @@ import pytest
 
 from supportdesk.agent.models import AgentTurn
 from tests.factories import make_thread
+from tests.faults.processes import Workers, wait_until
 from tests.llm_server import ScriptedLLMServer, delay, final, tool_call
 from tests.realtime.servers import database_url
 from threads import services
@@ -22,69 +18,28 @@ from threads.models import Message
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-class Workers:
-    def __init__(self, server: ScriptedLLMServer) -> None:
-        self.server = server
-        self.processes: list[subprocess.Popen[bytes]] = []
-
-    def start(self) -> subprocess.Popen[bytes]:
-        env = {
-            **os.environ,
+@pytest.fixture
+def workers(llm: ScriptedLLMServer, tmp_path: Path) -> Iterator[Workers]:
+    pool = Workers(
+        {
             "DATABASE_URL": database_url(),
             "SECRET_KEY": "worker-test",
             "DEBUG": "0",
             "SUPPORTDESK_LLM": "openai",
             "OPENAI_API_KEY": "test-key",
-            "OPENAI_BASE_URL": self.server.base_url,
+            "OPENAI_BASE_URL": llm.base_url,
             "SUPPORTDESK_MODEL": "gpt-test",
             # Short enough that the kill test waits little, long enough that a busy CI
             # machine does not expire a live worker's lease mid-turn.
             "SUPPORTDESK_TURN_LEASE_SECONDS": "5",
             "SUPPORTDESK_LLM_BACKOFF": "0.01",
             "LOG_LEVEL": "WARNING",
-        }
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "manage.py",
-                "agent_worker",
-                "--interval",
-                "0.05",
-                "--sweep-every",
-                "0.5",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.processes.append(process)
-        return process
-
-    def stop_all(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.kill()
-            process.wait(timeout=10)
-
-
-@pytest.fixture
-def workers(llm: ScriptedLLMServer) -> Iterator[Workers]:
-    pool = Workers(llm)
+        },
+        tmp_path,
+    )
     yield pool
     pool.stop_all()
-
-
-def wait_for(predicate: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
 
 
 def test_it_answers_through_a_worker_process(llm: ScriptedLLMServer, workers: Workers) -> None:
@@ -92,7 +47,12 @@ def test_it_answers_through_a_worker_process(llm: ScriptedLLMServer, workers: Wo
     workers.start()
     thread, _ = make_thread()
     services.customer_message_create(thread=thread, content="Anyone there?")
-    wait_for(lambda: AgentTurn.objects.filter(thread=thread, status="done").exists())
+    wait_until(
+        lambda: AgentTurn.objects.filter(thread=thread, status="done").exists(),
+        30,
+        "the turn",
+        workers.logs,
+    )
     assert list(
         Message.objects.filter(thread=thread, author_kind="ai").values_list("content", flat=True)
     ) == ["A worker answered."]
@@ -107,12 +67,16 @@ def test_it_finishes_a_turn_once_after_its_worker_is_killed(
     thread, _ = make_thread()
     services.customer_message_create(thread=thread, content="Is my order lost?")
     llm.wait_for_requests(1, timeout=30)
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait(timeout=10)
+    workers.kill(first)
     turn = AgentTurn.objects.get(thread=thread)
     assert turn.status == "running"  # stuck, until a sweeper sees the lease expire
     workers.start()
-    wait_for(lambda: AgentTurn.objects.filter(pk=turn.pk, status="done").exists())
+    wait_until(
+        lambda: AgentTurn.objects.filter(pk=turn.pk, status="done").exists(),
+        30,
+        "the turn",
+        workers.logs,
+    )
     turn.refresh_from_db()
     assert turn.outcome == "reply"
     assert turn.attempts >= 2  # the dead worker's attempt, then the survivor's
@@ -134,15 +98,24 @@ def test_it_resumes_after_a_restart_between_question_and_answer(
     services.customer_message_create(
         thread=thread, content="Did my payment for order 77 go through?"
     )
-    wait_for(lambda: HumanRequest.objects.filter(thread=thread).exists())
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait(timeout=10)
+    wait_until(
+        lambda: HumanRequest.objects.filter(thread=thread).exists(),
+        30,
+        "the question",
+        workers.logs,
+    )
+    workers.kill(first)
     human_request_answer(
         request=HumanRequest.objects.get(thread=thread), user=agent, answer="Yes, paid in full"
     )
     llm.push(final("Your payment for order 77 went through.", 0.9))
     workers.start()
-    wait_for(lambda: AgentTurn.objects.filter(thread=thread, status="done").exists())
+    wait_until(
+        lambda: AgentTurn.objects.filter(thread=thread, status="done").exists(),
+        30,
+        "the turn",
+        workers.logs,
+    )
     assert llm.requests[-1].messages[-1] == {
         "role": "tool",
         "tool_call_id": "call_77",

@@ -9,13 +9,11 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from approvals import services as approval_services
 from approvals.models import ApprovalDraft
 from escalations import services as escalation_services
 from escalations.models import HumanRequest
-from tests.factories import UserFactory, make_thread
+from tests.factories import UserFactory, make_pending_draft, make_thread
 from tests.threads.test_concurrency import run_concurrently
-from threads import services
 from threads.models import Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,20 +32,8 @@ def staff_clients(count: int) -> list[APIClient]:
     return clients
 
 
-def pending_draft() -> ApprovalDraft:
-    thread, _ = make_thread(ai_mode="draft")
-    message = services.message_create(
-        thread=thread,
-        role="assistant",
-        author_kind="ai",
-        content="Proposed reply",
-        visibility="draft",
-    )
-    return approval_services.approval_draft_create(thread=thread, message=message)
-
-
 def test_it_lets_one_of_32_concurrent_decisions_win() -> None:
-    draft = pending_draft()
+    draft = make_pending_draft()
     clients = staff_clients(DECIDERS)
 
     def decide(index: int) -> int:
@@ -105,7 +91,7 @@ def test_it_lets_one_of_many_concurrent_answers_win() -> None:
 def test_it_keeps_approve_exactly_once_over_repeated_trials(settings: Any) -> None:
     clients = staff_clients(8)
     for _ in range(10):
-        draft = pending_draft()
+        draft = make_pending_draft()
 
         def approve(index: int, draft: ApprovalDraft = draft) -> int:
             return (

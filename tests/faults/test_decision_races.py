@@ -11,12 +11,10 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from approvals import services as approval_services
-from approvals.models import ApprovalDraft
 from escalations import services as escalation_services
 from escalations.models import Escalation, HumanRequest
 from supportdesk.agent.models import AgentTurn, TurnKind, TurnStatus
-from tests.factories import UserFactory, make_thread
+from tests.factories import UserFactory, make_pending_draft, make_thread
 from tests.faults.racers import Racers
 from tests.faults.scale import count
 from threads import services
@@ -66,23 +64,11 @@ def winner(statuses: list[Any]) -> int:
     return statuses.index(200)
 
 
-def pending_draft() -> ApprovalDraft:
-    thread, _ = make_thread(ai_mode="draft")
-    message = services.message_create(
-        thread=thread,
-        role="assistant",
-        author_kind="ai",
-        content="Proposed reply",
-        visibility="draft",
-    )
-    return approval_services.approval_draft_create(thread=thread, message=message)
-
-
 def test_it_lets_exactly_one_of_32_decisions_on_a_draft_win_every_trial(
     deciders: Deciders, racers: Racers
 ) -> None:
     for trial in range(TRIALS):
-        draft = pending_draft()
+        draft = make_pending_draft()
         url = f"/api/v1/desk/approvals/{draft.pk}/"
 
         def decide(index: int, url: str = url, trial: int = trial) -> int:
