@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from supportdesk.agent.models import AgentTurn
 from tests.factories import make_thread
 from threads import services
 from threads.models import IdempotencyRecord, Message, Thread, Visibility
@@ -262,3 +263,26 @@ def test_it_lists_messages_in_a_constant_number_of_queries(
     with django_assert_num_queries(2):
         response = customer_client.get(messages_url(thread))
     assert len(response.json()["results"]) == 6
+
+
+def test_it_stores_a_customer_message_and_its_turn_in_one_short_transaction(
+    customer_client: APIClient, thread_and_token: tuple[Thread, str]
+) -> None:
+    """The write path of every customer message (bench/README.md "Message POST"): the
+    token check, then the seq counter, the message, the drafts it supersedes, the turn and
+    its task, in one transaction."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    thread, _ = thread_and_token
+    with CaptureQueriesContext(connection) as queries:
+        response = customer_client.post(messages_url(thread), {"content": "Hi"}, format="json")
+    assert response.status_code == 201
+    statements = [
+        query["sql"].split()[0]
+        for query in queries.captured_queries
+        if query["sql"].split()[0] not in {"BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"}
+    ]
+    assert statements == ["SELECT", "UPDATE", "INSERT", "UPDATE", "INSERT", "INSERT"]
+    turn = AgentTurn.objects.get(trigger_message__thread=thread, trigger_message__content="Hi")
+    assert turn.status == "queued"
