@@ -790,4 +790,51 @@ def turn_sweep(*, now: Any = None) -> dict[str, int]:
                 counts["escalated"] += 1
             except LeaseLost:
                 pass
+    counts["orphans_requeued"] = _requeue_orphans(now)
     return counts
+
+
+def _requeue_orphans(now: Any) -> int:
+    """Queue again the queued turns that no task will run.
+
+    A worker takes the task row, then claims the turn: killed (or cut off from the
+    database) in between, it leaves the task taken and the turn queued, with no lease
+    for the loop above to see expire. A queued turn untouched for two lease periods
+    whose task is no longer waiting is such an orphan (a live worker claims the turn
+    within milliseconds of the task); one waiting in a backlog still has its task ready.
+    The conditional update on ``updated_at`` lets one sweeper act on each.
+    """
+    from django_tasks_db.compat import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    from supportdesk.agent.tasks import run_turn
+
+    quiet_since = now - timedelta(seconds=2 * settings.SUPPORTDESK_TURN_LEASE_SECONDS)
+    stale = dict(
+        AgentTurn.objects.filter(status=TurnStatus.QUEUED, updated_at__lt=quiet_since)
+        .order_by("updated_at")
+        .values_list("pk", "updated_at")[:200]
+    )
+    if not stale:
+        return 0
+    waiting = set(
+        DBTaskResult.objects.filter(
+            status=TaskResultStatus.READY,
+            task_path=run_turn.module_path,
+            args_kwargs__args__0__in=[str(pk) for pk in stale],
+        ).values_list("args_kwargs__args__0", flat=True)
+    )
+    requeued = 0
+    for pk, updated_at in stale.items():
+        if str(pk) in waiting:
+            continue
+        with transaction.atomic():
+            taken = AgentTurn.objects.filter(
+                pk=pk, status=TurnStatus.QUEUED, updated_at=updated_at
+            ).update(updated_at=now)
+            if taken:
+                turn_enqueue(AgentTurn(pk=pk))
+                requeued += 1
+    if requeued:
+        logger.warning("sweeper: %d queued turns had lost their task; queued again", requeued)
+    return requeued

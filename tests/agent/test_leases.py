@@ -140,3 +140,72 @@ def test_it_rolls_back_the_turn_with_a_failed_message_post(db: Any) -> None:
         raise RuntimeError("the request failed after the message was saved")
     assert not AgentTurn.objects.exists()
     assert make_thread()  # the database is still usable
+
+
+# --- Turns whose task was taken by a worker that died before claiming the turn ----------
+
+
+def ready_tasks(turn: AgentTurn) -> int:
+    from django_tasks_db.models import DBTaskResult
+
+    return DBTaskResult.objects.filter(status="READY", args_kwargs__args__0=str(turn.pk)).count()
+
+
+def orphan(turn: AgentTurn) -> None:
+    """What a worker killed between taking the task row and claiming the turn leaves: the
+    task taken, the turn queued and untouched since."""
+    from django_tasks_db.models import DBTaskResult
+
+    now = timezone.now()
+    assert DBTaskResult.objects.filter(args_kwargs__args__0=str(turn.pk)).update(
+        status="RUNNING", started_at=now
+    )
+    AgentTurn.objects.filter(pk=turn.pk).update(updated_at=now - timedelta(minutes=10))
+
+
+def test_it_queues_again_a_turn_whose_task_a_dead_worker_took(llm: ScriptedLLMServer) -> None:
+    from django_tasks_db.models import DBTaskResult
+
+    turn = queued_turn()
+    orphan(turn)
+    assert runner.turn_sweep()["orphans_requeued"] == 1
+    assert ready_tasks(turn) == 1
+    llm.push(final("It ships today.", 0.9))
+    task = DBTaskResult.objects.get(status="READY", args_kwargs__args__0=str(turn.pk))
+    assert task.task.call(*task.args_kwargs["args"]) == "ran"  # what a worker runs
+    turn.refresh_from_db()
+    assert (turn.status, turn.outcome, turn.attempts) == ("done", "reply", 1)
+    assert list(
+        Message.objects.filter(thread=turn.thread, author_kind="ai").values_list(
+            "content", flat=True
+        )
+    ) == ["It ships today."]
+
+
+def test_it_queues_an_orphaned_turn_again_once_however_often_it_sweeps(db: Any) -> None:
+    turn = queued_turn()
+    orphan(turn)
+    now = timezone.now()
+    assert runner.turn_sweep(now=now)["orphans_requeued"] == 1
+    assert runner.turn_sweep(now=now)["orphans_requeued"] == 0
+    assert ready_tasks(turn) == 1
+
+
+def test_it_leaves_a_long_queued_turn_whose_task_still_waits_alone(db: Any) -> None:
+    # A backlog: the turn has waited for ten minutes, its task is still ready.
+    turn = queued_turn()
+    AgentTurn.objects.filter(pk=turn.pk).update(updated_at=timezone.now() - timedelta(minutes=10))
+    assert runner.turn_sweep()["orphans_requeued"] == 0
+    assert ready_tasks(turn) == 1
+    turn.refresh_from_db()
+    assert turn.status == "queued"
+
+
+def test_it_leaves_a_recently_queued_turn_whose_task_was_just_taken_alone(db: Any) -> None:
+    # A live worker between taking the task and claiming the turn.
+    from django_tasks_db.models import DBTaskResult
+
+    turn = queued_turn()
+    DBTaskResult.objects.filter(args_kwargs__args__0=str(turn.pk)).update(status="RUNNING")
+    assert runner.turn_sweep()["orphans_requeued"] == 0
+    assert ready_tasks(turn) == 0
