@@ -565,6 +565,7 @@ def _ai_loop(lease: Lease, turn: AgentTurn, thread: Thread, *, copilot: bool = F
             return
         record_call(turn, provider, completion, "reply", True)
         turn.steps += 1
+        lease.pending["steps"] = turn.steps  # written with the turn's next write
         if completion.tool_calls:
             offered = {spec["function"]["name"] for spec in tool_specs}
             if _tool_step(lease, turn, thread, provider, completion, offered):
@@ -573,7 +574,7 @@ def _ai_loop(lease: Lease, turn: AgentTurn, thread: Thread, *, copilot: bool = F
         final = completion.final
         if final is None:
             invalid_answers += 1
-            _renew(lease, steps=turn.steps)
+            _renew(lease)
             if invalid_answers < 2:
                 continue  # invalid structured output: one more try
             if copilot:
@@ -710,7 +711,7 @@ def _tool_step(
                 tool_call_id=call.id,
             )
             step_ids.append(str(tool_message.pk))
-        _renew(lease, steps=turn.steps, step_message_ids=step_ids)
+        _renew(lease, step_message_ids=step_ids)
         turn.step_message_ids = step_ids
         if escalation is not None:
             escalation_services.escalation_open(

@@ -391,6 +391,20 @@ def test_it_returns_bad_tool_calls_to_the_model_as_errors(
     assert only_turn(thread).outcome == "reply"
 
 
+def test_it_counts_every_model_call_of_a_turn_as_a_step(
+    llm: ScriptedLLMServer, customer_client: APIClient, thread_and_token: tuple[Thread, str]
+) -> None:
+    thread, _ = thread_and_token
+    llm.push_many(
+        [tool_call("search_knowledge", {"query": "returns"}, id="c1"), final("30 days.", 0.9)]
+    )
+    post(customer_client, thread, "How long do I have to return a tent?")
+    drain()
+    turn = only_turn(thread)
+    assert (turn.outcome, turn.steps) == ("reply", 2)
+    assert ModelCall.objects.filter(turn=turn, purpose="reply").count() == 2
+
+
 def test_it_escalates_after_max_steps(
     llm: ScriptedLLMServer,
     settings: Any,
