@@ -128,7 +128,11 @@
     var text = who + ": " + decision;
     if (turn.decision_reason) text += " — " + turn.decision_reason;
     if (turn.decision_step) text += " (" + turn.decision_step + ")";
-    if (turn.status === "done" && turn.outcome) text += ". The AI " + (OUTCOME[turn.outcome] || turn.outcome) + ".";
+    if (turn.status === "done" && turn.outcome) {
+      text += ". The AI " + (OUTCOME[turn.outcome] || turn.outcome);
+      if (turn.confidence !== null && turn.confidence !== undefined) text += " (confidence " + turn.confidence.toFixed(2) + ")";
+      text += ".";
+    }
     else if (turn.status === "waiting") text += ". Waiting for a colleague's answer.";
     else if (turn.status === "running") text += ". Working…";
     else if (turn.status === "queued") text += ". Queued.";

@@ -62,6 +62,7 @@ class AgentTurnAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "decision_step",
         "topic",
         "outcome",
+        "confidence",
         "attempts",
         "steps",
         "created_at",
@@ -74,7 +75,10 @@ class AgentTurnAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("id", "thread", "kind", "status", "trigger_message")}),
         ("Decision", {"fields": ("decision", "decision_step", "decision_reason", "topic")}),
-        ("Outcome", {"fields": ("outcome", "outcome_message", "error", "feedback")}),
+        (
+            "Outcome",
+            {"fields": ("outcome", "confidence", "outcome_message", "error", "feedback")},
+        ),
         (
             "Execution",
             {

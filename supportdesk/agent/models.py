@@ -62,6 +62,8 @@ class AgentTurn(models.Model):
     # from the classifier model, else the best-matching article's category; "" for none.
     topic = models.CharField(max_length=30, blank=True)
     outcome = models.CharField(max_length=15, choices=Outcome.choices, blank=True)
+    # The model's own confidence in its final answer (reply, draft or escalation).
+    confidence = models.FloatField(null=True, blank=True)
     outcome_message = models.ForeignKey(
         Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -289,6 +289,7 @@ def _answer(
     reply_id: uuid.UUID,
     guard: OutputGuard,
 ) -> None:
+    lease.pending["confidence"] = final.confidence  # stored with the outcome, whichever
     if turn.decision == Decision.HUMAN:
         # Copilot: a suggestion for the human who owns the thread, never sent by itself.
         with transaction.atomic():

@@ -98,6 +98,7 @@ def turn_lines(
                 "decision_step": turn.decision_step,
                 "decision_reason": turn.decision_reason,
                 "outcome": turn.outcome,
+                "confidence": turn.confidence,
                 "attempts": turn.attempts,
                 "error": turn.error[:ERROR_PREVIEW_CHARS],
                 "created_at": turn.created_at.isoformat(),

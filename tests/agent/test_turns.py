@@ -60,6 +60,7 @@ def test_it_posts_a_confident_reply(
     ]
     turn = only_turn(thread)
     assert (turn.status, turn.outcome, turn.decision) == ("done", "reply", "ai")
+    assert turn.confidence == 0.92
     reply = Message.objects.get(pk=turn.outcome_message_id)
     assert (reply.provider, reply.model, reply.visibility) == ("openai", "gpt-test", "public")
 
@@ -176,6 +177,7 @@ def test_it_escalates_a_low_confidence_answer_keeping_the_suggestion(
     assert "Maybe try restarting it?" not in contents
     assert contents[-1].startswith(NOTICE_START)
     assert not Message.objects.filter(thread=thread, content="Maybe try restarting it?").exists()
+    assert (only_turn(thread).outcome, only_turn(thread).confidence) == ("escalation", 0.4)
 
 
 def test_it_escalates_when_the_model_requires_a_human(

@@ -326,13 +326,18 @@ def test_it_lists_routing_decisions_as_json(desk_client: Client) -> None:
     thread, _ = make_thread(subject="Routing", message="first")
     services.customer_message_create(thread=thread, content="second")
     AgentTurn.objects.filter(thread=thread, trigger_message__seq=1).update(
-        decision="ai", decision_step="default", decision_reason="no rule applied"
+        decision="ai",
+        decision_step="default",
+        decision_reason="no rule applied",
+        status="done",
+        outcome="reply",
+        confidence=0.86,
     )
     body = desk_client.get(f"/desk/threads/{thread.pk}/turns/").json()
-    assert [(line["seq"], line["decision_reason"]) for line in body["results"]] == [
-        (1, "no rule applied"),
-        (2, ""),
-    ]
+    assert [
+        (line["seq"], line["decision_reason"], line["outcome"], line["confidence"])
+        for line in body["results"]
+    ] == [(1, "no rule applied", "reply", 0.86), (2, "", "", None)]
     body = desk_client.get(f"/desk/threads/{thread.pk}/turns/", {"before": 2}).json()
     assert [line["seq"] for line in body["results"]] == [1]
     body = desk_client.get(f"/desk/threads/{thread.pk}/turns/", {"after": 1}).json()
