@@ -111,17 +111,21 @@ def xss_world() -> dict[str, Any]:
         customer_email=XSS_EMAIL,
         customer_external_id=xss("external_id"),
         subject=xss("subject"),
-        message=xss("message"),
     )
-    services.internal_note_create(thread=thread, user=agent, content=xss("note"))
-    escalation, _ = escalation_services.escalation_open(
+    # Escalated and claimed before the customer's message, so that an AI worker running
+    # beside the test leaves the thread to the agent (a turn that ran first could open an
+    # escalation of its own, which this one would only merge into).
+    escalation, created = escalation_services.escalation_open(
         thread=thread,
         source=EscalationSource.TOOL,
         reason=xss("reason"),
         summary=xss("summary"),
         ai_suggestion=xss("ai_suggestion"),
     )
+    assert created
     escalation_services.escalation_claim(escalation=escalation, user=agent)
+    services.customer_message_create(thread=thread, content=xss("message"))
+    services.internal_note_create(thread=thread, user=agent, content=xss("note"))
     services.human_reply_create(thread=thread, user=agent, content=xss("reply"))
     services.thread_assign(
         thread=thread,
