@@ -68,6 +68,35 @@
     return node;
   };
 
+  /* Show one node per item in ``node``, in order, keeping the nodes of items it already
+   * shows: a refresh must not wipe what an agent is typing into them, nor move the focus.
+   * ``key(item)`` names an item; ``build(item)`` makes the node of a new one. */
+  Desk.keyed = function (node, items, key, build) {
+    var shown = {};
+    Array.prototype.forEach.call(node.children, function (child) {
+      if (child.dataset.key) shown[child.dataset.key] = child;
+    });
+    var wanted = items.map(function (item) {
+      var name = String(key(item));
+      var child = shown[name] || build(item);
+      child.dataset.key = name;
+      delete shown[name];
+      return child;
+    });
+    Object.keys(shown).forEach(function (name) {
+      node.removeChild(shown[name]);
+    });
+    wanted.forEach(function (child, index) {
+      var at = node.children[index] || null;
+      if (at !== child) node.insertBefore(child, at);
+    });
+    // Whatever else is there (a placeholder, text) goes.
+    Array.prototype.slice.call(node.childNodes).forEach(function (child) {
+      if (wanted.indexOf(child) === -1) node.removeChild(child);
+    });
+    return node;
+  };
+
   // --- Formatting -----------------------------------------------------------------
 
   Desk.time = function (iso) {

@@ -464,9 +464,12 @@
     var body = document.getElementById("questions-body");
     var pending = state.questions.filter(function (q) { return q.status === "pending"; });
     card.hidden = pending.length === 0;
-    Desk.replace(
+    // Keyed: a refresh (any event on the thread) keeps an answer being typed.
+    Desk.keyed(
       body,
-      pending.map(function (question) {
+      pending,
+      function (question) { return question.id; },
+      function (question) {
         var id = "answer-" + question.id;
         var text = el("textarea", { id: id, rows: "3", maxlength: "10000", required: true });
         var form = el(
@@ -487,7 +490,7 @@
           }, "Answer sent. The AI continues.").then(refreshSide);
         });
         return form;
-      })
+      }
     );
   }
 
@@ -496,9 +499,13 @@
     var body = document.getElementById("drafts-body");
     var drafts = state.drafts.filter(function (d) { return d.kind === "approval" && d.status === "pending"; });
     card.hidden = drafts.length === 0;
-    Desk.replace(
+    // Keyed: a refresh keeps an edit or a review being typed (a regenerated draft is a
+    // new row, so a new node).
+    Desk.keyed(
       body,
-      drafts.map(function (draft) {
+      drafts,
+      function (draft) { return draft.id; },
+      function (draft) {
         var id = "draft-" + draft.id;
         var text = el("textarea", { id: id, rows: "5", maxlength: "10000" });
         text.value = draft.content;
@@ -530,7 +537,7 @@
           review,
           el("div", { class: "button-row" }, reject("regenerate"), reject("human"))
         );
-      })
+      }
     );
   }
 

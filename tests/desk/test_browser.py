@@ -555,6 +555,34 @@ def test_it_answers_the_ais_question_from_the_thread_view(
     assert (request.status, request.answered_by) == ("answered", desk_agent)
 
 
+def test_it_keeps_an_answer_being_typed_through_a_refresh_of_the_thread(
+    pages: Any, asgi_server: Any, desk_agent: Any
+) -> None:
+    from tests.desk.helpers import question_thread
+
+    thread, question = question_thread("Was order 79 paid in full?")
+    desk = pages(desk_agent)
+    desk.goto(f"/desk/threads/{thread.pk}/")
+    card = desk.locator("#questions-card")
+    expect(card).to_contain_text("Was order 79 paid in full?")
+    expect(desk.locator("#connection")).to_have_text("Live")
+    field = card.get_by_label("Your answer")
+    field.fill("Yes, paid on")
+    # A reconnect refreshes the side panels (as any event on the thread does).
+    desk.locator("#presence").select_option("offline")
+    expect(desk.locator("#connection")).to_have_text("Offline · polling")
+    with desk.expect_response(re.compile(r".*/desk/human-requests/\?thread=.*")):
+        desk.locator("#presence").select_option("online")
+    desk.wait_for_timeout(300)
+    expect(field).to_have_value("Yes, paid on")
+    field.press("End")
+    field.type(" the 5th.")
+    card.get_by_role("button", name="Answer the AI").click()
+    expect(card).to_be_hidden()
+    question.refresh_from_db()
+    assert (question.status, question.answer) == ("answered", "Yes, paid on the 5th.")
+
+
 def test_it_keeps_an_answered_question_closed_when_an_older_refresh_answers_last(
     pages: Any, asgi_server: Any, desk_agent: Any
 ) -> None:
