@@ -216,7 +216,8 @@ SUPPORTDESK_LLM_STREAM = env_bool("SUPPORTDESK_LLM_STREAM", True)
 SUPPORTDESK_LLM_BACKOFF = env_float("SUPPORTDESK_LLM_BACKOFF", 0.5, minimum=0.0)
 # A tool the model must call before it answers, e.g. search_knowledge to ground every
 # reply in the knowledge base; empty: the model chooses. Small models rarely call tools
-# unprompted, and some servers (llama.cpp) constrain a required call by grammar.
+# unprompted; a server that ignores tool_choice "required" (llama.cpp's may) is asked
+# for the tool's arguments as structured output instead.
 SUPPORTDESK_LLM_FIRST_TOOL = env_choice(
     "SUPPORTDESK_LLM_FIRST_TOOL", "", ("", "search_knowledge", "escalate", "ask_human")
 )

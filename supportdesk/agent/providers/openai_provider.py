@@ -4,6 +4,8 @@ Timeouts are explicit (never the SDK's 600 s default) and retries are ours: boun
 exponential with jitter, honouring a short ``Retry-After``. The final answer is requested
 as structured output (``json_schema``), falling back to ``json_object`` and then to
 tolerant parsing for servers that support neither; the fallback level is remembered.
+A forced tool call (``SUPPORTDESK_LLM_FIRST_TOOL``) that the server answers without one
+is asked for again as structured output, the tool's arguments by its parameter schema.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import random
 import re
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -48,12 +51,9 @@ FINAL_ANSWER_SCHEMA: dict[str, Any] = {
 _FORMATS = ("json_schema", "json_object", "none")
 
 
-def parse_final_answer(text: str) -> FinalAnswer | None:
-    """Tolerant parse of ``{"confidence", "requires_human", "reply"}`` from model text.
-
-    Accepts a bare JSON object, one inside a code fence, or the first ``{...}`` block.
-    Returns None when no usable answer is found.
-    """
+def _json_objects(text: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The JSON objects ``text`` may hold, as (source, value): the whole text, one inside
+    a code fence, or the first ``{...}`` block."""
     candidates = [text.strip()]
     fenced = re.search(r"```(?:json)?\s*(\{.*?\})\s*```", text, re.DOTALL)
     if fenced:
@@ -66,6 +66,17 @@ def parse_final_answer(text: str) -> FinalAnswer | None:
             data = json.loads(candidate)
         except (ValueError, RecursionError):
             continue
+        if isinstance(data, dict):
+            yield candidate, data
+
+
+def parse_final_answer(text: str) -> FinalAnswer | None:
+    """Tolerant parse of ``{"confidence", "requires_human", "reply"}`` from model text.
+
+    Accepts a bare JSON object, one inside a code fence, or the first ``{...}`` block.
+    Returns None when no usable answer is found.
+    """
+    for _, data in _json_objects(text):
         answer = _answer_from(data)
         if answer is not None:
             return answer
@@ -230,6 +241,8 @@ class OpenAIProvider:
         self.stream = settings.SUPPORTDESK_LLM_STREAM if stream is None else stream
         self.backoff = settings.SUPPORTDESK_LLM_BACKOFF if backoff is None else backoff
         self.format_level = 0
+        # Set once the server answered a tool_choice "required" call without a tool call.
+        self.ignores_tool_choice = False
         self.client = openai.OpenAI(
             api_key=api_key or settings.OPENAI_API_KEY or "not-needed",
             base_url=base_url or settings.OPENAI_BASE_URL,
@@ -265,7 +278,19 @@ class OpenAIProvider:
                 kwargs["response_format"] = response_format
             return kwargs
 
+        if forced is not None:
+            on_delta = None  # the forced call is never the answer: nothing of it streams
+            if self.ignores_tool_choice:
+                return self._forced_by_schema(messages, forced, spent=Usage())
         completion = self._with_retries(request, on_delta=on_delta)
+        if forced is not None and not completion.tool_calls:
+            # The server took tool_choice "required" and answered without a call anyway
+            # (llama.cpp's does when it cannot turn the chat template's tool-call format
+            # into a grammar). That text is no answer: ask again for the tool's arguments
+            # as structured output, and do so at once for this server from now on.
+            logger.info("model server ignored tool_choice=required; using structured output")
+            self.ignores_tool_choice = True
+            return self._forced_by_schema(messages, forced, spent=completion.usage)
         if not completion.tool_calls:
             completion.final = parse_final_answer(completion.text)
         return completion
@@ -302,16 +327,52 @@ class OpenAIProvider:
 
     # --- internals ----------------------------------------------------------------
 
-    def _response_format(self) -> dict[str, Any] | None:
+    def _forced_by_schema(
+        self, messages: list[dict[str, Any]], forced: dict[str, Any], *, spent: Usage
+    ) -> Completion:
+        """The forced tool's call, its arguments asked for as structured output (the
+        tool's parameter schema) instead of through tool_choice; ``spent`` is the usage of
+        the call the server answered without one. A reply that is no JSON object raises:
+        the forced call must never turn into an answer to the customer."""
+        function = forced["function"]
+        name = function["name"]
+        instruction = (
+            f"Call the tool {name} now ({function.get('description', '')}). Reply with its "
+            "arguments only, as one JSON object."
+        )
+
+        def request() -> dict[str, Any]:
+            kwargs: dict[str, Any] = {
+                "model": self.model,
+                "messages": [*messages, {"role": "system", "content": instruction}],
+            }
+            response_format = self._response_format(
+                name, function.get("parameters") or {"type": "object"}
+            )
+            if response_format is not None:
+                kwargs["response_format"] = response_format
+            return kwargs
+
+        completion = self._with_retries(request, on_delta=None)
+        completion.usage = Usage(
+            prompt_tokens=spent.prompt_tokens + completion.usage.prompt_tokens,
+            completion_tokens=spent.completion_tokens + completion.usage.completion_tokens,
+        )
+        raw = next((source for source, _ in _json_objects(completion.text)), None)
+        if raw is None:
+            raise ProviderError(f"the model did not call the required tool {name}")
+        completion.tool_calls = [_tool_call(f"call_{uuid.uuid4().hex[:24]}", name, raw)]
+        completion.text = ""
+        return completion
+
+    def _response_format(
+        self, name: str = "final_answer", schema: dict[str, Any] = FINAL_ANSWER_SCHEMA
+    ) -> dict[str, Any] | None:
         level = _FORMATS[self.format_level]
         if level == "json_schema":
             return {
                 "type": "json_schema",
-                "json_schema": {
-                    "name": "final_answer",
-                    "schema": FINAL_ANSWER_SCHEMA,
-                    "strict": True,
-                },
+                "json_schema": {"name": name, "schema": schema, "strict": True},
             }
         if level == "json_object":
             return {"type": "json_object"}
